@@ -1,0 +1,53 @@
+// The one module that owns BEGIN / COMMIT / ROLLBACK for the tenancy service.
+// A client that saw an error inside a transaction is destroyed, not returned
+// to the pool: whatever state it was left in cannot reach the next caller.
+import pg from 'pg';
+import { translateDbError } from './errors.ts';
+
+export type Client = pg.PoolClient;
+export type Pool = pg.Pool;
+
+// bigint (int8) and numeric come back as strings by default; counts and
+// versions we read are small, so map int8 to number where it is safe.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => {
+  const n = Number(v);
+  return Number.isSafeInteger(n) ? n : v;
+});
+
+export function createPool(connectionString: string, max: number, applicationName = 'enclave'): Pool {
+  const pool = new pg.Pool({ connectionString, max, application_name: applicationName });
+  // An idle client dropped by the server must not crash the process; the pool discards it.
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** Runs fn in one transaction on one client; rolls back and discards the client on any error. */
+export async function transaction<T>(pool: Pool, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let failed: unknown;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    failed = err;
+    await client.query('ROLLBACK').catch(() => {});
+    throw translateDbError(err);
+  } finally {
+    client.release(failed instanceof Error ? failed : failed === undefined ? undefined : true);
+  }
+}
+
+/** One statement outside any explicit transaction. */
+export async function query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  pool: Pool | Client,
+  text: string,
+  values: unknown[] = [],
+): Promise<pg.QueryResult<R>> {
+  try {
+    return await pool.query<R>(text, values);
+  } catch (err) {
+    throw translateDbError(err);
+  }
+}

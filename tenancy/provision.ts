@@ -1,0 +1,47 @@
+// Provisioning: a NOLOGIN role, a schema, every tenant migration, state active,
+// all in one transaction. A failure or crash at any point leaves nothing: no
+// row, no role, no schema (CREATE ROLE and CREATE SCHEMA are transactional).
+import { type Pool, transaction } from './db.ts';
+import { InvalidInputError } from './errors.ts';
+import { newTenantId, tenantNames } from './identifiers.ts';
+import { migrateTenantInTransaction, type StepHooks } from './migrate-tenant.ts';
+import type { TenantMigration } from './templates.ts';
+import * as sql from './tenant-sql.ts';
+
+export const PROVISION_STEPS = ['register', 'role', 'schema', 'activate'] as const;
+
+export function checkDisplayName(raw: unknown): string {
+  if (typeof raw !== 'string') throw new InvalidInputError('a workspace name is required');
+  const name = raw.trim();
+  if (name.length === 0) throw new InvalidInputError('a workspace name is required');
+  if (name.length > 200) throw new InvalidInputError('a workspace name can be at most 200 characters');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  if (/[\u0000-\u001f\u007f]/.test(name)) throw new InvalidInputError('a workspace name cannot contain control characters');
+  return name;
+}
+
+export async function provisionTenant(
+  pool: Pool,
+  input: { displayName: string },
+  migrations: readonly TenantMigration[],
+  hooks: StepHooks = {},
+): Promise<sql.TenantRow> {
+  const displayName = checkDisplayName(input.displayName);
+  const id = newTenantId();
+  const names = tenantNames(id);
+  return transaction(pool, async (client) => {
+    const step = async (name: string) => hooks.afterStep?.(name);
+    await client.query(sql.insertProvisioning(id, displayName, names.schema, names.role));
+    await step('register');
+    await client.query(sql.createRole(names.role));
+    await client.query(sql.grantRoleToApp(names.role));
+    await step('role');
+    await client.query(sql.createSchema(names.schema));
+    await client.query(sql.grantSchemaUsage(names.schema, names.role));
+    await step('schema');
+    await migrateTenantInTransaction(client, id, migrations, hooks);
+    const { rows } = await client.query<sql.TenantRow>(sql.activate(id));
+    await step('activate');
+    return rows[0] as sql.TenantRow;
+  });
+}

@@ -1,0 +1,109 @@
+// Control-plane statements about tenants, as small pure functions:
+// parameters in, { text, values } out. Identifiers go through ident() only.
+import { ident } from './identifiers.ts';
+
+export interface Statement {
+  text: string;
+  values: unknown[];
+}
+
+export type TenantState = 'provisioning' | 'active' | 'suspended' | 'archived' | 'deleted';
+
+export interface TenantRow {
+  id: string;
+  display_name: string;
+  schema_name: string;
+  role_name: string;
+  state: TenantState;
+  schema_version: number;
+  created_at: Date;
+  last_active_at: Date | null;
+  legal_hold: boolean;
+}
+
+const COLUMNS = 'id, display_name, schema_name, role_name, state, schema_version, created_at, last_active_at, legal_hold';
+
+/** States whose schema exists and so must follow fleet migrations. */
+export const LIVE_STATES: readonly TenantState[] = ['active', 'suspended', 'archived'];
+
+export const insertProvisioning = (id: string, displayName: string, schema: string, role: string): Statement => ({
+  text: `INSERT INTO control.tenants (id, display_name, schema_name, role_name, state)
+         VALUES ($1, $2, $3, $4, 'provisioning') RETURNING ${COLUMNS}`,
+  values: [id, displayName, schema, role],
+});
+
+export const selectTenant = (id: string): Statement => ({
+  text: `SELECT ${COLUMNS} FROM control.tenants WHERE id = $1`,
+  values: [id],
+});
+
+export const selectTenantForUpdate = (id: string): Statement => ({
+  text: `SELECT ${COLUMNS} FROM control.tenants WHERE id = $1 FOR UPDATE`,
+  values: [id],
+});
+
+export const listTenants = (includeDeleted: boolean): Statement => ({
+  text: `SELECT ${COLUMNS} FROM control.tenants ${includeDeleted ? '' : "WHERE state <> 'deleted'"} ORDER BY created_at, id`,
+  values: [],
+});
+
+/** Tenants behind `latest`: the only rows a fleet rollout has to visit. */
+export const selectBehind = (latest: number, ids: readonly string[] | null): Statement => ({
+  text: `SELECT ${COLUMNS} FROM control.tenants
+         WHERE state = ANY($1) AND schema_version < $2 ${ids ? 'AND id = ANY($3)' : ''}
+         ORDER BY id`,
+  values: ids ? [LIVE_STATES, latest, ids] : [LIVE_STATES, latest],
+});
+
+export const setVersion = (id: string, version: number): Statement => ({
+  text: 'UPDATE control.tenants SET schema_version = $2 WHERE id = $1',
+  values: [id, version],
+});
+
+export const activate = (id: string): Statement => ({
+  text: `UPDATE control.tenants SET state = 'active' WHERE id = $1 RETURNING ${COLUMNS}`,
+  values: [id],
+});
+
+export const markDeleted = (id: string): Statement => ({
+  text: `UPDATE control.tenants SET state = 'deleted', deleted_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
+  values: [id],
+});
+
+/** Throttled: writes only when the stored time is older than `intervalSeconds`. */
+export const touch = (id: string, intervalSeconds: number): Statement => ({
+  text: `UPDATE control.tenants SET last_active_at = now()
+         WHERE id = $1 AND (last_active_at IS NULL OR last_active_at < now() - make_interval(secs => $2))`,
+  values: [id, intervalSeconds],
+});
+
+export const recordMigration = (
+  tenantId: string,
+  m: { name: string; version: number; checksum: string },
+  durationMs: number,
+  outcome: 'applied' | 'failed',
+  error: string | null,
+): Statement => ({
+  text: `INSERT INTO control.tenant_migrations (tenant_id, migration, version, checksum, duration_ms, outcome, error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+  values: [tenantId, m.name, m.version, m.checksum, durationMs, outcome, error],
+});
+
+// --- DDL: role and schema of one tenant ------------------------------------
+
+export const createRole = (role: string) => `CREATE ROLE ${ident(role)} NOLOGIN NOINHERIT NOCREATEDB NOCREATEROLE`;
+/** Lets the application's login role SET ROLE to the tenant role (and nothing more). */
+export const grantRoleToApp = (role: string) => `GRANT ${ident(role)} TO CURRENT_USER`;
+export const createSchema = (schema: string) => `CREATE SCHEMA ${ident(schema)}`;
+export const grantSchemaUsage = (schema: string, role: string) => `GRANT USAGE ON SCHEMA ${ident(schema)} TO ${ident(role)}`;
+export const setSearchPath = (schema: string): Statement => ({
+  text: "SELECT set_config('search_path', $1, true)",
+  values: [ident(schema)],
+});
+export const dropSchema = (schema: string) => `DROP SCHEMA IF EXISTS ${ident(schema)} CASCADE`;
+export const dropOwned = (role: string) => `DROP OWNED BY ${ident(role)} CASCADE`;
+export const dropRole = (role: string) => `DROP ROLE IF EXISTS ${ident(role)}`;
+export const roleExists = (role: string): Statement => ({
+  text: 'SELECT 1 FROM pg_roles WHERE rolname = $1',
+  values: [role],
+});

@@ -1,0 +1,108 @@
+// The only way request code reaches tenant data: one transaction bound to one
+// tenant. Its first statement sets the tenant role and search_path with
+// set_config(..., true), i.e. SET LOCAL: nothing survives COMMIT or ROLLBACK,
+// so nothing leaks to the next user of the pooled connection.
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Pool } from './db.ts';
+import { query } from './db.ts';
+import { stateError, TenantNotFoundError, translateDbError } from './errors.ts';
+import { checkTenantName, ident, isTenantId } from './identifiers.ts';
+import type { Orm } from './orm.ts';
+import * as sql from './tenant-sql.ts';
+
+export interface UnitOfWork {
+  readonly tenant: { readonly id: string; readonly schema: string };
+  /** A MikroORM EntityManager forked for this tenant's schema, inside the transaction. */
+  readonly em: EntityManager;
+  /** Raw SQL (`?` placeholders) inside the same transaction, as the tenant role, on its search_path. */
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+}
+
+export interface TenantContextOptions {
+  /** How long a tenant's state is trusted without a new read (suspension takes effect within it). */
+  cacheMs: number;
+  /** last_active_at is written at most once per this many seconds per tenant. */
+  touchIntervalSeconds?: number;
+}
+
+interface Cached {
+  row: sql.TenantRow;
+  at: number;
+}
+
+const BIND = "SELECT set_config('role', ?, true), set_config('search_path', ?, true)";
+
+export class TenantContext {
+  readonly #orm: Orm;
+  readonly #pool: Pool;
+  readonly #cacheMs: number;
+  readonly #touchMs: number;
+  readonly #cache = new Map<string, Cached>();
+  readonly #touched = new Map<string, number>();
+
+  constructor(orm: Orm, pool: Pool, options: TenantContextOptions) {
+    this.#orm = orm;
+    this.#pool = pool;
+    this.#cacheMs = options.cacheMs;
+    this.#touchMs = (options.touchIntervalSeconds ?? 60) * 1000;
+  }
+
+  /** Runs fn in one transaction as the tenant; refuses unknown and non-active tenants. */
+  async run<T>(tenantId: string, fn: (uow: UnitOfWork) => Promise<T>): Promise<T> {
+    const tenant = await this.resolve(tenantId);
+    const schema = checkTenantName(tenant.schema_name);
+    const role = checkTenantName(tenant.role_name);
+    if (this.#dueForTouch(tenantId)) {
+      // Off the request path and as the application role: tenant roles cannot write the control plane.
+      const touch = sql.touch(tenantId, this.#touchMs / 1000);
+      query(this.#pool, touch.text, touch.values).catch(() => this.#touched.delete(tenantId));
+    }
+    const em = this.#orm.em.fork({ schema, clear: true }) as EntityManager;
+    try {
+      return await em.transactional(async (tem) => {
+        await tem.execute(BIND, [role, ident(schema)]);
+        const uow: UnitOfWork = {
+          tenant: { id: tenant.id, schema },
+          em: tem,
+          query: (text, params = []) => tem.execute(text, params as unknown[]) as Promise<never>,
+        };
+        return fn(uow);
+      });
+    } catch (err) {
+      throw translateDbError(err);
+    }
+  }
+
+  /** The tenant's row if it may be served; TenantNotFoundError / TenantUnavailableError otherwise. */
+  async resolve(tenantId: string): Promise<sql.TenantRow> {
+    if (typeof tenantId !== 'string' || !isTenantId(tenantId)) throw new TenantNotFoundError(String(tenantId));
+    const now = Date.now();
+    const hit = this.#cache.get(tenantId);
+    let row = hit && now - hit.at < this.#cacheMs ? hit.row : undefined;
+    if (!row) {
+      const result = await query<sql.TenantRow>(this.#pool, sql.selectTenant(tenantId).text, [tenantId]);
+      row = result.rows[0];
+      if (!row) {
+        this.#cache.delete(tenantId);
+        throw new TenantNotFoundError(tenantId);
+      }
+      this.#cache.set(tenantId, { row, at: now });
+    }
+    if (row.state !== 'active') throw stateError(tenantId, row.state);
+    return row;
+  }
+
+  /** Forget a cached state at once (after suspend, drop, restore in this process). */
+  invalidate(tenantId: string): void {
+    this.#cache.delete(tenantId);
+  }
+
+  #dueForTouch(tenantId: string): boolean {
+    const now = Date.now();
+    const last = this.#touched.get(tenantId) ?? 0;
+    if (now - last < this.#touchMs) return false;
+    this.#touched.set(tenantId, now);
+    if (this.#touched.size > 100_000) this.#touched.clear();
+    return true;
+  }
+}
