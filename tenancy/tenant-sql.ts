@@ -107,3 +107,30 @@ export const roleExists = (role: string): Statement => ({
   text: 'SELECT 1 FROM pg_roles WHERE rolname = $1',
   values: [role],
 });
+
+/** Tenants with a schema that are already at (or past) `latest`. */
+export const countCurrent = (latest: number, ids: readonly string[] | null): Statement => ({
+  text: `SELECT count(*)::int AS n FROM control.tenants
+         WHERE state = ANY($1) AND schema_version >= $2 ${ids ? 'AND id = ANY($3)' : ''}`,
+  values: ids ? [LIVE_STATES, latest, ids] : [LIVE_STATES, latest],
+});
+
+export const selectExisting = (ids: readonly string[]): Statement => ({
+  text: `SELECT id FROM control.tenants WHERE id = ANY($1) AND state <> 'deleted'`,
+  values: [ids],
+});
+
+export const setLockTimeout = (ms: number): Statement => ({
+  text: "SELECT set_config('lock_timeout', $1, true)",
+  values: [`${Math.max(0, Math.trunc(ms))}ms`],
+});
+
+export const setState = (id: string, state: TenantState): Statement => ({
+  text: `UPDATE control.tenants SET state = $2 WHERE id = $1 RETURNING ${COLUMNS}`,
+  values: [id, state],
+});
+
+export const setLegalHold = (id: string, hold: boolean): Statement => ({
+  text: `UPDATE control.tenants SET legal_hold = $2 WHERE id = $1 AND state <> 'deleted' RETURNING ${COLUMNS}`,
+  values: [id, hold],
+});

@@ -1,0 +1,50 @@
+// Tenant lifecycle steps after provisioning: suspend / resume / archive, legal
+// hold, and drop. Each is one transaction under the tenant's advisory lock.
+import { type Pool, transaction } from './db.ts';
+import { LegalHoldError, stateError, TenantNotFoundError } from './errors.ts';
+import { checkTenantName } from './identifiers.ts';
+import { tenantLock } from './locks.ts';
+import * as sql from './tenant-sql.ts';
+
+/** Schema and role go; the row stays as 'deleted' (its ledger outlives it). Refused under legal hold. */
+export async function dropTenant(pool: Pool, tenantId: string): Promise<sql.TenantRow> {
+  return transaction(pool, async (client) => {
+    await client.query(tenantLock(tenantId));
+    const tenant = (await client.query<sql.TenantRow>(sql.selectTenantForUpdate(tenantId))).rows[0];
+    if (!tenant) throw new TenantNotFoundError(tenantId);
+    if (tenant.state === 'deleted') throw stateError(tenantId, 'already deleted');
+    if (tenant.legal_hold) throw new LegalHoldError(tenantId);
+    const schema = checkTenantName(tenant.schema_name);
+    const role = checkTenantName(tenant.role_name);
+    await client.query(sql.dropSchema(schema));
+    if ((await client.query(sql.roleExists(role))).rowCount) {
+      await client.query(sql.dropOwned(role));
+      await client.query(sql.dropRole(role));
+    }
+    return (await client.query<sql.TenantRow>(sql.markDeleted(tenantId))).rows[0] as sql.TenantRow;
+  });
+}
+
+/** Ops switch for a tenant's availability; the unit of work refuses anything but 'active'. */
+export async function setTenantState(
+  pool: Pool,
+  tenantId: string,
+  state: 'active' | 'suspended' | 'archived',
+): Promise<sql.TenantRow> {
+  return transaction(pool, async (client) => {
+    await client.query(tenantLock(tenantId));
+    const tenant = (await client.query<sql.TenantRow>(sql.selectTenantForUpdate(tenantId))).rows[0];
+    if (!tenant) throw new TenantNotFoundError(tenantId);
+    if (tenant.state === 'deleted' || tenant.state === 'provisioning') throw stateError(tenantId, tenant.state);
+    return (await client.query<sql.TenantRow>(sql.setState(tenantId, state))).rows[0] as sql.TenantRow;
+  });
+}
+
+export async function setLegalHold(pool: Pool, tenantId: string, hold: boolean): Promise<sql.TenantRow> {
+  return transaction(pool, async (client) => {
+    await client.query(tenantLock(tenantId));
+    const row = (await client.query<sql.TenantRow>(sql.setLegalHold(tenantId, hold))).rows[0];
+    if (!row) throw new TenantNotFoundError(tenantId);
+    return row;
+  });
+}

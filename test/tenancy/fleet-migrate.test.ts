@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { migrateFleet } from '../../tenancy/fleet-migrate.ts';
+import { ident } from '../../tenancy/identifiers.ts';
+import { createOrm } from '../../tenancy/orm.ts';
+import { provisionTenant } from '../../tenancy/provision.ts';
+import type { TenantRow } from '../../tenancy/tenant-sql.ts';
+import { loadTenantMigrations } from '../../tenancy/templates.ts';
+import { TenantContext } from '../../tenancy/unit-of-work.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { migrationsDirWith } from '../helpers/migrations.ts';
+
+const shipped = loadTenantMigrations();
+const v3 = loadTenantMigrations(
+  migrationsDirWith({ '0003_archive_flag.sql': 'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n' }),
+);
+const v4Dir = migrationsDirWith({
+  '0003_archive_flag.sql': 'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n',
+  // Slow on purpose, so that a kill lands in the middle of the run.
+  '0004_pinned.sql': 'SELECT pg_sleep(0.02);\nALTER TABLE {{schema}}.notes ADD COLUMN pinned boolean NOT NULL DEFAULT false;\n',
+});
+const v4 = loadTenantMigrations(v4Dir);
+
+const FLEET = 200;
+
+async function versions(db: TestDatabase): Promise<Map<number, number>> {
+  const { rows } = await db.pool.query("SELECT schema_version AS v, count(*)::int AS n FROM control.tenants WHERE state = 'active' GROUP BY 1");
+  return new Map(rows.map((r) => [r.v, r.n]));
+}
+
+async function duplicateLedgerRows(db: TestDatabase): Promise<number> {
+  const { rows } = await db.pool.query(
+    `SELECT count(*)::int AS n FROM (SELECT tenant_id, version FROM control.tenant_migrations
+      WHERE outcome = 'applied' GROUP BY 1, 2 HAVING count(*) > 1) d`,
+  );
+  return rows[0].n;
+}
+
+describe('migrateFleet over 200 tenants', () => {
+  let db: TestDatabase;
+  let tenants: TenantRow[];
+  let broken: TenantRow;
+
+  before(async () => {
+    db = await createTestDatabase(10);
+    tenants = [];
+    for (let i = 0; i < FLEET; i++) tenants.push(await provisionTenant(db.pool, { displayName: `Tenant ${i}` }, shipped));
+    broken = tenants[57] as TenantRow;
+  });
+  after(async () => {
+    await db.drop();
+  });
+
+  test('a run with nothing to apply visits no tenant', async () => {
+    const summary = await migrateFleet(db.pool, shipped, { concurrency: 4 });
+    assert.equal(summary.pending, 0);
+    assert.equal(summary.migrated, 0);
+    assert.equal(summary.skipped, FLEET);
+    assert.equal(summary.outcomes.length, 0);
+  });
+
+  test('one failing tenant is reported, stays at its old version and keeps serving; the other 199 migrate', async () => {
+    // Make exactly one tenant fail: the column the migration adds is already there, with another type.
+    await db.pool.query(`ALTER TABLE ${ident(broken.schema_name)}.notes ADD COLUMN archived integer`);
+    const progress: number[] = [];
+    const summary = await migrateFleet(db.pool, v3, { concurrency: 8, onProgress: (p) => progress.push(p.done) });
+    assert.equal(summary.migrated, FLEET - 1);
+    assert.equal(summary.failed, 1);
+    assert.equal(progress.length, FLEET);
+    const failure = summary.outcomes.find((o) => o.status === 'failed');
+    assert.equal(failure?.tenantId, broken.id);
+    assert.equal(failure?.migration, '0003_archive_flag');
+    assert.match(failure?.error ?? '', /already exists/);
+    assert.deepEqual(await versions(db), new Map([[3, FLEET - 1], [2, 1]]));
+
+    const ledger = await db.pool.query(
+      "SELECT outcome, error FROM control.tenant_migrations WHERE tenant_id = $1 AND version = 3",
+      [broken.id],
+    );
+    assert.equal(ledger.rows.length, 1);
+    assert.equal(ledger.rows[0].outcome, 'failed');
+
+    // Still serving at version 2 through the normal unit of work.
+    const { orm, pool } = await createOrm(db.url, 2);
+    try {
+      const ctx = new TenantContext(orm, pool, { cacheMs: 0 });
+      const titles = await ctx.run(broken.id, async (uow) => {
+        await uow.query('INSERT INTO notes (title) VALUES (?)', ['still here']);
+        return uow.query<{ title: string }>('SELECT title FROM notes');
+      });
+      assert.deepEqual(titles, [{ title: 'still here' }]);
+    } finally {
+      await orm.close();
+    }
+  });
+
+  test('a rerun after the fix finishes the failed tenant and touches no other', async () => {
+    await db.pool.query(`ALTER TABLE ${ident(broken.schema_name)}.notes DROP COLUMN archived`);
+    const summary = await migrateFleet(db.pool, v3, { concurrency: 8 });
+    assert.equal(summary.pending, 1);
+    assert.equal(summary.migrated, 1);
+    assert.equal(summary.skipped, FLEET - 1);
+    assert.deepEqual(await versions(db), new Map([[3, FLEET]]));
+    assert.equal(await duplicateLedgerRows(db), 0);
+  });
+
+  test('a run killed with SIGKILL midway, then rerun, ends with every tenant current and no duplicate ledger rows', async () => {
+    const child = spawn(process.execPath, ['bin/enclave.ts', 'tenants', 'migrate', '--concurrency', '4', '--json'], {
+      env: { ...process.env, DATABASE_URL: db.url, TENANT_MIGRATIONS_DIR: v4Dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal ? -1 : _code)));
+    let done = 0;
+    for (let i = 0; i < 600 && done < 30; i++) {
+      await sleep(20);
+      done = (await db.pool.query("SELECT count(*)::int AS n FROM control.tenants WHERE schema_version = 4")).rows[0].n;
+    }
+    child.kill('SIGKILL');
+    assert.equal(await exited, -1);
+    const partial = await versions(db);
+    assert.ok((partial.get(4) ?? 0) >= 30 && (partial.get(4) ?? 0) < FLEET, `killed midway: ${[...partial]}`);
+
+    const summary = await migrateFleet(db.pool, v4, { concurrency: 8 });
+    assert.equal(summary.failed, 0);
+    assert.equal(summary.migrated, FLEET - (partial.get(4) ?? 0));
+    assert.deepEqual(await versions(db), new Map([[4, FLEET]]));
+    assert.equal(await duplicateLedgerRows(db), 0);
+    const applied = await db.pool.query("SELECT count(*)::int AS n FROM control.tenant_migrations WHERE version = 4 AND outcome = 'applied'");
+    assert.equal(applied.rows[0].n, FLEET);
+  });
+});
+
+describe('migrateFleet control', () => {
+  let db: TestDatabase;
+  before(async () => {
+    db = await createTestDatabase(10);
+    for (let i = 0; i < 24; i++) await provisionTenant(db.pool, { displayName: `T${i}` }, shipped);
+  });
+  after(async () => {
+    await db.drop();
+  });
+
+  test('an aborted run stops taking tenants, says how many are left, and a rerun finishes them', async () => {
+    const abort = new AbortController();
+    const first = await migrateFleet(db.pool, v3, {
+      concurrency: 2,
+      signal: abort.signal,
+      onProgress: (p) => {
+        if (p.done === 5) abort.abort();
+      },
+    });
+    assert.equal(first.interrupted, true);
+    assert.ok(first.notStarted > 0 && first.migrated >= 5, JSON.stringify({ ...first, outcomes: [] }));
+    const second = await migrateFleet(db.pool, v3, { concurrency: 2 });
+    assert.equal(second.migrated, first.notStarted);
+    assert.deepEqual(await versions(db), new Map([[3, 24]]));
+  });
+
+  test('two rollouts racing each other migrate every tenant exactly once', async () => {
+    const [a, b] = await Promise.all([
+      migrateFleet(db.pool, v4, { concurrency: 3 }),
+      migrateFleet(db.pool, v4, { concurrency: 3 }),
+    ]);
+    assert.equal(a.migrated + b.migrated, 24);
+    assert.equal(a.failed + b.failed, 0);
+    assert.equal(await duplicateLedgerRows(db), 0);
+    assert.deepEqual(await versions(db), new Map([[4, 24]]));
+  });
+
+  test('a chosen list of tenants migrates only those, sequentially with concurrency 1', async () => {
+    const v5 = loadTenantMigrations(
+      migrationsDirWith({
+        '0003_archive_flag.sql': 'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n',
+        '0004_pinned.sql': 'ALTER TABLE {{schema}}.notes ADD COLUMN pinned boolean NOT NULL DEFAULT false;\n',
+        '0005_color.sql': "ALTER TABLE {{schema}}.notes ADD COLUMN color text NOT NULL DEFAULT 'none';\n",
+      }),
+    );
+    const { rows } = await db.pool.query('SELECT id FROM control.tenants ORDER BY id LIMIT 3');
+    const ids = rows.map((r) => r.id);
+    const summary = await migrateFleet(db.pool, v5, { concurrency: 1, tenantIds: ids });
+    assert.deepEqual(summary.outcomes.map((o) => o.tenantId).sort(), [...ids].sort());
+    assert.equal(summary.migrated, 3);
+    assert.deepEqual(await versions(db), new Map([[5, 3], [4, 21]]));
+  });
+});
