@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PermissionDeniedError, TenantNotFoundError, TenantSuspendedError, TenantUnavailableError } from '../../tenancy/errors.ts';
+import { dropTenant, setTenantState } from '../../tenancy/lifecycle.ts';
+import { createOrm, type Orm } from '../../tenancy/orm.ts';
+import { provisionTenant } from '../../tenancy/provision.ts';
+import type { TenantRow } from '../../tenancy/tenant-sql.ts';
+import { loadTenantMigrations } from '../../tenancy/templates.ts';
+import { TenantContext } from '../../tenancy/unit-of-work.ts';
+import { NoteSchema } from '../../tenancy/workspace-entities.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+
+const migrations = loadTenantMigrations();
+
+describe('TenantContext.run (unit of work)', () => {
+  let db: TestDatabase;
+  let orm: Orm;
+  let ctx: TenantContext;
+  let a: TenantRow;
+  let b: TenantRow;
+  const others: TenantRow[] = [];
+
+  before(async () => {
+    db = await createTestDatabase();
+    a = await provisionTenant(db.pool, { displayName: 'A' }, migrations);
+    b = await provisionTenant(db.pool, { displayName: 'B' }, migrations);
+    for (let i = 0; i < 6; i++) others.push(await provisionTenant(db.pool, { displayName: `O${i}` }, migrations));
+    // A pool of 2 connections: every unit of work reuses a connection another tenant just had.
+    const created = await createOrm(db.url, 2);
+    orm = created.orm;
+    ctx = new TenantContext(orm, created.pool, { cacheMs: 0 });
+    await ctx.run(b.id, (uow) => uow.query("INSERT INTO notes (title) VALUES ('secret of B')"));
+  });
+  after(async () => {
+    await orm.close();
+    await db.drop();
+  });
+
+  test('gives a MikroORM fork bound to the tenant schema, inside one transaction', async () => {
+    const note = await ctx.run(a.id, async (uow) => {
+      const n = uow.em.create(NoteSchema, { title: 'first', body: 'hello', tags: ['x'] });
+      await uow.em.flush();
+      return n;
+    });
+    assert.equal(note.version, 1);
+    const rows = await db.pool.query(`SELECT title FROM ${a.schema_name}.notes`);
+    assert.deepEqual(rows.rows, [{ title: 'first' }]);
+    const count = await ctx.run(a.id, (uow) => uow.em.count(NoteSchema));
+    assert.equal(count, 1);
+  });
+
+  test('a unit of work that throws rolls back everything it did', async () => {
+    await assert.rejects(
+      ctx.run(a.id, async (uow) => {
+        await uow.query("INSERT INTO notes (title) VALUES ('rolled back')");
+        throw new Error('handler failed');
+      }),
+      /handler failed/,
+    );
+    const rows = await db.pool.query(`SELECT count(*)::int AS n FROM ${a.schema_name}.notes WHERE title = 'rolled back'`);
+    assert.equal(rows.rows[0].n, 0);
+  });
+
+  describe('isolation is enforced by PostgreSQL, not by our code', () => {
+    const attacks: Array<[string, (bSchema: string) => string]> = [
+      ["reading another tenant's notes", (s) => `SELECT * FROM ${s}.notes`],
+      ["writing another tenant's notes", (s) => `INSERT INTO ${s}.notes (title) VALUES ('pwned')`],
+      ["updating another tenant's notes", (s) => `UPDATE ${s}.notes SET title = 'pwned'`],
+      ["deleting another tenant's tasks", (s) => `DELETE FROM ${s}.tasks`],
+      ['creating a table in public', () => 'CREATE TABLE public.loot (id int)'],
+      ['creating a table in its own schema (DDL is for migrations only)', () => 'CREATE TABLE notes_copy (id int)'],
+      ['reading the control plane', () => 'SELECT * FROM control.tenants'],
+      ['writing the control plane', () => "UPDATE control.tenants SET state = 'active'"],
+      ['reading the migration ledger', () => 'SELECT * FROM control.tenant_migrations'],
+    ];
+    for (const [what, statement] of attacks) {
+      test(`${what} is refused with permission denied`, async () => {
+        await assert.rejects(
+          ctx.run(a.id, (uow) => uow.query(statement(b.schema_name))),
+          (err: unknown) => err instanceof PermissionDeniedError && err.code === '42501',
+        );
+      });
+    }
+    test("B's data is unchanged after all of A's attempts", async () => {
+      const rows = await db.pool.query(`SELECT title FROM ${b.schema_name}.notes`);
+      assert.deepEqual(rows.rows, [{ title: 'secret of B' }]);
+    });
+  });
+
+  test('hundreds of interleaved units of work on a pool of 2 each see only their own tenant, also after one threw', async () => {
+    const tenants = [a, b, ...others];
+    const seen = await Promise.all(
+      Array.from({ length: 400 }, async (_, i) => {
+        const t = tenants[i % tenants.length] as TenantRow;
+        const fail = i % 7 === 3;
+        try {
+          return await ctx.run(t.id, async (uow) => {
+            const [row] = await uow.query<{ role: string; path: string }>(
+              "SELECT current_user AS role, current_setting('search_path') AS path",
+            );
+            await uow.query('SELECT count(*) FROM notes'); // unqualified: resolved through search_path
+            if (fail) throw new Error('boom');
+            return { expected: t.schema_name, role: row?.role, path: row?.path };
+          });
+        } catch (err) {
+          if (fail && (err as Error).message === 'boom') return null;
+          throw err;
+        }
+      }),
+    );
+    const results = seen.filter((s) => s !== null);
+    assert.equal(results.length, 400 - seen.filter((s) => s === null).length);
+    assert.ok(seen.some((s) => s === null), 'some units of work threw');
+    for (const r of results) {
+      assert.equal(r.role, r.expected);
+      assert.equal(r.path, `"${r.expected}"`);
+    }
+  });
+
+  test('after a unit of work the pooled connection is back to the application role and default search_path', async () => {
+    await Promise.all([a, b, a, b].map((t) => ctx.run(t.id, (uow) => uow.query('SELECT 1'))));
+    const conn = orm.em.getConnection();
+    // Several at once, so that both pooled connections are checked.
+    const rows = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        conn.execute<{ role: string; path: string }[]>("SELECT current_user AS role, current_setting('search_path') AS path, pg_sleep(0.02)"),
+      ),
+    );
+    for (const [row] of rows) {
+      assert.doesNotMatch(row?.role ?? '', /^t_/);
+      assert.doesNotMatch(row?.path ?? '', /t_/);
+    }
+  });
+
+  test('an unknown or malformed tenant id is refused before any tenant query', async () => {
+    await assert.rejects(ctx.run('zzzzzzzzzzzz', async () => 'ran'), TenantNotFoundError);
+    await assert.rejects(ctx.run("a'; DROP SCHEMA x; --", async () => 'ran'), TenantNotFoundError);
+  });
+
+  test('a suspended, archived or deleted tenant is refused with a typed error', async () => {
+    const t = await provisionTenant(db.pool, { displayName: 'Lifecycle' }, migrations);
+    await setTenantState(db.pool, t.id, 'suspended');
+    await assert.rejects(ctx.run(t.id, async () => 'ran'), TenantSuspendedError);
+    await setTenantState(db.pool, t.id, 'archived');
+    await assert.rejects(ctx.run(t.id, async () => 'ran'), (e: unknown) => e instanceof TenantUnavailableError && e.state === 'archived');
+    await setTenantState(db.pool, t.id, 'active');
+    assert.equal(await ctx.run(t.id, async () => 'ran'), 'ran');
+    await dropTenant(db.pool, t.id);
+    await assert.rejects(ctx.run(t.id, async () => 'ran'), (e: unknown) => e instanceof TenantUnavailableError && e.state === 'deleted');
+  });
+
+  test('suspension takes effect within the state cache time', async () => {
+    const t = await provisionTenant(db.pool, { displayName: 'Cached' }, migrations);
+    const cached = new TenantContext(orm, (await orm.em.getConnection().getNativeClient()) as never, { cacheMs: 300 });
+    assert.equal(await cached.run(t.id, async () => 'ran'), 'ran');
+    await setTenantState(db.pool, t.id, 'suspended');
+    await sleep(350);
+    await assert.rejects(cached.run(t.id, async () => 'ran'), TenantSuspendedError);
+  });
+
+  test('last_active_at is written once per interval, not on every unit of work', async () => {
+    const t = await provisionTenant(db.pool, { displayName: 'Busy' }, migrations);
+    const busy = new TenantContext(orm, (await orm.em.getConnection().getNativeClient()) as never, {
+      cacheMs: 0,
+      touchIntervalSeconds: 3600,
+    });
+    const stamp = async () =>
+      (await db.pool.query('SELECT last_active_at FROM control.tenants WHERE id = $1', [t.id])).rows[0].last_active_at;
+    assert.equal(await stamp(), null);
+    await busy.run(t.id, (uow) => uow.query('SELECT 1'));
+    let first: Date | null = null;
+    for (let i = 0; i < 50 && !first; i++) {
+      await sleep(10);
+      first = await stamp();
+    }
+    assert.ok(first instanceof Date, 'the first unit of work marks the tenant active');
+    for (let i = 0; i < 20; i++) await busy.run(t.id, (uow) => uow.query('SELECT 1'));
+    await sleep(50);
+    assert.deepEqual(await stamp(), first);
+  });
+});
