@@ -1,0 +1,39 @@
+// The CLI reaches the same database as the server: DATABASE_URL, or the
+// embedded PostgreSQL in DATA_DIR (joined if the server runs, started for the
+// command's duration otherwise). The control plane is brought up to date first.
+import { type Config, loadConfig } from '../server/config.ts';
+import { startEmbeddedPostgres } from '../server/embedded-postgres.ts';
+import { migrateControlPlane } from '../tenancy/control-plane.ts';
+import { createPool, type Pool } from '../tenancy/db.ts';
+import { DEFAULT_TENANT_MIGRATIONS_DIR, loadTenantMigrations, type TenantMigration } from '../tenancy/templates.ts';
+
+export interface CliContext {
+  config: Config;
+  pool: Pool;
+  migrations: TenantMigration[];
+  close(): Promise<void>;
+}
+
+export async function connect(poolSize: number): Promise<CliContext> {
+  const config = loadConfig();
+  const migrations = loadTenantMigrations(config.TENANT_MIGRATIONS_DIR ?? DEFAULT_TENANT_MIGRATIONS_DIR);
+  const embedded = config.DATABASE_URL ? undefined : await startEmbeddedPostgres(config.DATA_DIR, config.EMBEDDED_PG_PORT);
+  const url = config.DATABASE_URL ?? (embedded?.url as string);
+  const pool = createPool(url, poolSize, 'enclave-cli');
+  try {
+    await migrateControlPlane(pool);
+  } catch (err) {
+    await pool.end().catch(() => {});
+    await embedded?.stop();
+    throw err;
+  }
+  return {
+    config,
+    pool,
+    migrations,
+    close: async () => {
+      await pool.end();
+      await embedded?.stop();
+    },
+  };
+}

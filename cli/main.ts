@@ -1,0 +1,103 @@
+// The `enclave` ops CLI. Exit codes: 0 ok, 1 the operation failed (or found
+// drift), 2 bad usage, 78 bad configuration, 130 interrupted.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ConfigError } from '../server/config.ts';
+import { TenancyError } from '../tenancy/errors.ts';
+import { createCommand, driftCommand, dropCommand, listCommand, migrateCommand } from './tenants.ts';
+import { UsageError } from './usage-error.ts';
+
+function concurrency(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 64) throw new InvalidArgumentError('must be a whole number from 1 to 64');
+  return n;
+}
+
+const json = () => new Option('--json', 'print machine-readable JSON');
+
+export function buildProgram(): Command {
+  const program = new Command('enclave')
+    .description('Enclave ops: tenants, fleet migrations and drift')
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({ outputError: () => {} });
+
+  const tenants = program.command('tenants').description('create, list, migrate, check and drop tenants');
+  tenants
+    .command('create')
+    .description('provision a tenant: role, schema and every tenant migration, in one transaction')
+    .requiredOption('--name <name>', 'display name of the workspace')
+    .addOption(json())
+    .action(async (opts) => {
+      process.exitCode = await createCommand(opts);
+    });
+  tenants
+    .command('list')
+    .description('list tenants with their schema, role, state and schema version')
+    .option('--all', 'include deleted tenants')
+    .addOption(json())
+    .action(async (opts) => {
+      process.exitCode = await listCommand(opts);
+    });
+  tenants
+    .command('migrate')
+    .description('apply pending tenant migrations to every tenant (or the given ones); resumable')
+    .option('--concurrency <n>', 'tenants migrated at once (default: MIGRATION_CONCURRENCY)', concurrency)
+    .option('--tenant <id...>', 'only these tenants')
+    .addOption(json())
+    .action(async (opts) => {
+      process.exitCode = await migrateCommand(opts);
+    });
+  tenants
+    .command('drift')
+    .description("compare each tenant's tables, columns and indexes with its recorded version")
+    .option('--tenant <id...>', 'only these tenants')
+    .addOption(json())
+    .action(async (opts) => {
+      process.exitCode = await driftCommand(opts);
+    });
+  tenants
+    .command('drop')
+    .description("drop a tenant's schema and role and mark it deleted (refused under legal hold)")
+    .argument('<id>', 'tenant id')
+    .option('--yes', 'do not ask for confirmation')
+    .addOption(json())
+    .action(async (id, opts) => {
+      process.exitCode = await dropCommand(id, opts);
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return Number(process.exitCode ?? 0);
+  } catch (err) {
+    return report(err);
+  }
+}
+
+function report(err: unknown): number {
+  const line = (message: string) => process.stderr.write(`enclave: ${message}\n`);
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+    if (err.code === 'commander.help') return 2; // help shown because no command was given
+    if (err.code === 'commander.executeSubCommandAsync') return err.exitCode;
+    line(`${err.message.replace(/^error: /, '')} (see --help)`);
+    return 2;
+  }
+  if (err instanceof UsageError) {
+    line(err.message);
+    return 2;
+  }
+  if (err instanceof ConfigError) {
+    line(`configuration error: ${err.message}`);
+    return 78;
+  }
+  if (err instanceof TenancyError) {
+    line(err.message);
+    return 1;
+  }
+  line(err instanceof Error ? err.message : String(err));
+  return 1;
+}
