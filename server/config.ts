@@ -20,7 +20,10 @@ const int = (name: string, min: number, max: number, fallback: number) =>
       if (raw === undefined || raw === '') return fallback;
       const n = Number(raw);
       if (!/^\d+$/.test(raw) || n < min || n > max) {
-        ctx.addIssue({ code: 'custom', message: `must be a whole number from ${min} to ${max} (got "${raw}")` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a whole number from ${min} to ${max} (got "${raw}")`,
+        });
         return z.NEVER;
       }
       return n;
@@ -38,7 +41,10 @@ const url = (protocols: string[], example: string, unsetHint: string) =>
       try {
         parsed = new URL(raw);
       } catch {
-        ctx.addIssue({ code: 'custom', message: `is not a valid URL; use the form ${example}, ${unsetHint}` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `is not a valid URL; use the form ${example}, ${unsetHint}`,
+        });
         return z.NEVER;
       }
       if (!protocols.includes(parsed.protocol)) {
@@ -101,15 +107,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /** The settings table in the README is generated from this list: keep them together. */
 export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; meaning: string }> = [
-  { name: 'DATABASE_URL', fallback: '(embedded)', meaning: 'PostgreSQL to use; unset runs the embedded one in DATA_DIR' },
+  {
+    name: 'DATABASE_URL',
+    fallback: '(embedded)',
+    meaning: 'PostgreSQL to use; unset runs the embedded one in DATA_DIR',
+  },
   { name: 'REDIS_URL', fallback: '(none)', meaning: 'Redis for sessions and rate limits' },
   { name: 'PORT', fallback: '3000', meaning: 'HTTP port' },
   { name: 'HOST', fallback: '127.0.0.1', meaning: 'HTTP listen address' },
   { name: 'DATA_DIR', fallback: './.data', meaning: 'where the embedded PostgreSQL and local state live' },
   { name: 'DB_POOL_SIZE', fallback: '10', meaning: 'connections in the pool of each process' },
   { name: 'MIGRATION_CONCURRENCY', fallback: '4', meaning: 'tenants migrated at once by a fleet rollout' },
-  { name: 'EMBEDDED_PG_PORT', fallback: '54329', meaning: 'port of the embedded PostgreSQL (127.0.0.1 only)' },
-  { name: 'TENANT_CACHE_MS', fallback: '2000', meaning: 'how long a tenant state is cached; suspension takes effect within this' },
+  {
+    name: 'EMBEDDED_PG_PORT',
+    fallback: '54329',
+    meaning: 'port of the embedded PostgreSQL (127.0.0.1 only)',
+  },
+  {
+    name: 'TENANT_CACHE_MS',
+    fallback: '2000',
+    meaning: 'how long a tenant state is cached; suspension takes effect within this',
+  },
   { name: 'LOG_LEVEL', fallback: 'info', meaning: 'error, warn, info or debug' },
-  { name: 'TENANT_MIGRATIONS_DIR', fallback: './migrations/tenant', meaning: 'tenant migration templates (for tests and staging)' },
+  {
+    name: 'TENANT_MIGRATIONS_DIR',
+    fallback: './migrations/tenant',
+    meaning: 'tenant migration templates (for tests and staging)',
+  },
 ];

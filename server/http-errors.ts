@@ -1,0 +1,105 @@
+// The one place where errors become HTTP status codes. Handlers and the
+// tenancy service throw typed errors and never pick a status themselves.
+// Messages of our own typed errors that are written for the user are passed
+// on; anything else gets a fixed message, and its details go to the log only.
+import { STATUS_CODES } from 'node:http';
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import {
+  InvalidInputError,
+  LegalHoldError,
+  PermissionDeniedError,
+  TenantNotFoundError,
+  TenantSuspendedError,
+  TenantUnavailableError,
+} from '../tenancy/errors.ts';
+import type { Logger } from './logger.ts';
+import { requestIdOf } from './request-id.ts';
+import { pathOf } from './request-log.ts';
+
+export interface HttpProblem {
+  status: number;
+  code: string;
+  message: string;
+  details?: unknown;
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+/** Maps an error to what the client sees. Subclasses are tested before their parents. */
+export function problemFor(err: unknown): HttpProblem {
+  if (err instanceof TenantNotFoundError) {
+    return { status: 404, code: 'tenant_not_found', message: 'This workspace does not exist.' };
+  }
+  // 403, not 423: 423 Locked is WebDAV's "this resource is locked", which clients
+  // read as a transient lock to retry; a suspension is a decision about access.
+  // The distinct code lets the UI show "suspended" rather than "forbidden".
+  if (err instanceof TenantSuspendedError) {
+    return { status: 403, code: 'tenant_suspended', message: 'This workspace is suspended.' };
+  }
+  if (err instanceof TenantUnavailableError) {
+    return {
+      status: 403,
+      code: 'tenant_unavailable',
+      message: 'This workspace is not available.',
+      details: { state: err.state },
+    };
+  }
+  if (err instanceof InvalidInputError) return { status: 400, code: 'invalid_input', message: err.message };
+  if (err instanceof LegalHoldError) return { status: 409, code: 'legal_hold', message: err.message };
+  // PostgreSQL's own text names tables and roles: not for the client.
+  if (err instanceof PermissionDeniedError) {
+    return { status: 403, code: 'permission_denied', message: 'Permission denied.' };
+  }
+  const client = clientError(err);
+  if (client) return client;
+  return { status: 500, code: 'internal_error', message: 'Something went wrong on our side.' };
+}
+
+// Errors from Express itself and body parsers (the http-errors convention):
+// a 4xx with `expose` set is the client's fault and safe to describe.
+function clientError(err: unknown): HttpProblem | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { status, expose, message, type } = err as {
+    status?: unknown;
+    expose?: unknown;
+    message?: unknown;
+    type?: unknown;
+  };
+  if (typeof status !== 'number' || status < 400 || status > 499) return undefined;
+  const code = typeof type === 'string' ? type.replace(/\W+/g, '_') : 'bad_request';
+  const text =
+    expose === true && typeof message === 'string' ? message : (STATUS_CODES[status] ?? 'Bad request');
+  return { status, code, message: text };
+}
+
+export function sendProblem(res: Response, problem: HttpProblem): void {
+  const body: ErrorBody = { error: { code: problem.code, message: problem.message } };
+  if (problem.details !== undefined) body.error.details = problem.details;
+  res.status(problem.status).json(body);
+}
+
+/** For requests no route matched; same body shape as every other error. */
+export function notFound(): RequestHandler {
+  return (_req, res) => {
+    sendProblem(res, { status: 404, code: 'not_found', message: 'No such page or endpoint.' });
+  };
+}
+
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (err, req, res, next) => {
+    const problem = problemFor(err);
+    const fields = {
+      requestId: requestIdOf(res),
+      method: req.method,
+      path: pathOf(req),
+      status: problem.status,
+    };
+    if (problem.status >= 500) log.error('request failed', { ...fields, error: err });
+    else log.debug('request refused', { ...fields, code: problem.code });
+    // Too late to send a body: Express closes the connection.
+    if (res.headersSent) return next(err);
+    sendProblem(res, problem);
+  };
+}

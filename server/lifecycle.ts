@@ -1,0 +1,165 @@
+// Starting and stopping the whole server, in order, without touching process
+// state (signals, exit codes): main.ts owns those, and tests start the real
+// thing in-process through startServer. Whatever was started before a failure
+// is stopped again before the error reaches the caller.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { migrateControlPlane } from '../tenancy/control-plane.ts';
+import type { Pool } from '../tenancy/db.ts';
+import { createOrm, type Orm } from '../tenancy/orm.ts';
+import { TenantContext } from '../tenancy/unit-of-work.ts';
+import { createApp } from './app.ts';
+import type { Config } from './config.ts';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded-postgres.ts';
+import { databaseCheck } from './health.ts';
+import { createLogger, type Logger } from './logger.ts';
+
+export interface RunningServer {
+  /** The base URL the server listens on, e.g. http://127.0.0.1:3000 */
+  url: string;
+  /** Stops accepting, lets requests in flight finish (within the grace period), then closes the database. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** How long stop() waits for requests in flight before cutting their connections. */
+  shutdownGraceMs?: number;
+}
+
+/** A failure to start that is explained by its message alone; no stack trace needed. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
+  const log = options.log ?? createLogger({ level: config.LOG_LEVEL });
+  const cleanups: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const cleanup of cleanups.reverse().splice(0)) {
+      await cleanup().catch((err: unknown) => log.error('error while stopping', { error: err }));
+    }
+  };
+  try {
+    const url = await databaseUrl(config, log, cleanups);
+    const { orm, pool } = await connect(url, config.DB_POOL_SIZE);
+    cleanups.push(() => orm.close());
+    await migrate(pool);
+    const tenants = new TenantContext(orm, pool, { cacheMs: config.TENANT_CACHE_MS });
+    const app = createApp({ log, checks: { database: databaseCheck(pool) }, tenants });
+    const server = await listen(http.createServer(app), config.PORT, config.HOST);
+    cleanups.push(() => closeServer(server, options.shutdownGraceMs ?? 10_000));
+    const address = baseUrl(server.address() as AddressInfo);
+    log.info('listening', { url: address });
+    let stopping: Promise<void> | undefined;
+    return { url: address, stop: () => (stopping ??= stopAll()) };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+async function databaseUrl(
+  config: Config,
+  log: Logger,
+  cleanups: Array<() => Promise<void>>,
+): Promise<string> {
+  if (config.DATABASE_URL) return config.DATABASE_URL;
+  log.info('DATABASE_URL is not set: using the embedded PostgreSQL', {
+    dataDir: config.DATA_DIR,
+    port: config.EMBEDDED_PG_PORT,
+  });
+  let embedded: EmbeddedDatabase;
+  try {
+    embedded = await startEmbeddedPostgres(config.DATA_DIR, config.EMBEDDED_PG_PORT, (m) =>
+      log.debug(m, { component: 'embedded-postgres' }),
+    );
+  } catch (err) {
+    throw new StartupError(messageOf(err), { cause: err });
+  }
+  cleanups.push(() => bounded(embedded.stop(), EMBEDDED_STOP_MS, 'the embedded PostgreSQL to stop', log));
+  return embedded.url;
+}
+
+// A terminal's Ctrl-C reaches PostgreSQL too (same process group), and
+// embedded-postgres waits forever for the exit of a server that already exited.
+const EMBEDDED_STOP_MS = 5000;
+
+async function bounded(work: Promise<void>, ms: number, what: string, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  const outcome = await Promise.race([work, gaveUp]).finally(() => clearTimeout(timer));
+  if (outcome === 'timeout') log.warn(`gave up waiting for ${what} after ${ms} ms`);
+}
+
+/** host:port/database, without user or password: safe for a log line. */
+export function describeDatabase(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
+  } catch {
+    return '(unparsable DATABASE_URL)';
+  }
+}
+
+async function connect(url: string, poolSize: number): Promise<{ orm: Orm; pool: Pool }> {
+  try {
+    return await createOrm(url, poolSize);
+  } catch (err) {
+    throw new StartupError(`cannot connect to the database at ${describeDatabase(url)}: ${messageOf(err)}`, {
+      cause: err,
+    });
+  }
+}
+
+async function migrate(pool: Pool): Promise<void> {
+  try {
+    await migrateControlPlane(pool);
+  } catch (err) {
+    throw new StartupError(`applying the control-plane migrations failed: ${messageOf(err)}`, { cause: err });
+  }
+}
+
+function messageOf(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  // A refused connection to "localhost" is an AggregateError (one per address) with an empty message.
+  const code = (err as { code?: unknown }).code;
+  return err.message || (typeof code === 'string' ? code : err.name);
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<http.Server> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const taken = err.code === 'EADDRINUSE' || err.code === 'EACCES';
+      reject(
+        taken ? new StartupError(`cannot listen on ${host}:${port} (${err.code}); set PORT or HOST`) : err,
+      );
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve(server);
+    });
+  });
+}
+
+function baseUrl(address: AddressInfo): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+/** Stops accepting at once; idle keep-alive connections close now, busy ones after the grace period. */
+function closeServer(server: http.Server, graceMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    force.unref();
+    server.close((err) => {
+      clearTimeout(force);
+      if (err) reject(err);
+      else resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../../server/config.ts';
+
+function rejection(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+function assertOneLineNaming(err: ConfigError, setting: string) {
+  assert.equal(err.setting, setting);
+  assert.ok(err.message.startsWith(`${setting}: `), err.message);
+  assert.doesNotMatch(err.message, /\n/);
+}
+
+describe('loadConfig', () => {
+  test('an empty environment gives the documented defaults', () => {
+    const c = loadConfig({});
+    assert.equal(c.PORT, 3000);
+    assert.equal(c.HOST, '127.0.0.1');
+    assert.equal(c.DATABASE_URL, undefined);
+    assert.equal(c.LOG_LEVEL, 'info');
+    assert.equal(c.MIGRATION_CONCURRENCY, 4);
+  });
+
+  for (const port of ['abc', '0', '65536', '-1', '3.5', ' 80']) {
+    test(`PORT=${JSON.stringify(port)} is refused with one line naming PORT`, () => {
+      assertOneLineNaming(rejection({ PORT: port }), 'PORT');
+    });
+  }
+
+  test('a DATABASE_URL that is not postgres is refused without repeating its password', () => {
+    const err = rejection({ DATABASE_URL: 'mysql://u:hunter2@h/db' });
+    assertOneLineNaming(err, 'DATABASE_URL');
+    assert.doesNotMatch(err.message, /hunter2/);
+  });
+
+  test('a DATABASE_URL that is not a URL is refused without repeating it', () => {
+    const err = rejection({ DATABASE_URL: 'u:hunter2@h/db' });
+    assertOneLineNaming(err, 'DATABASE_URL');
+    assert.doesNotMatch(err.message, /hunter2/);
+  });
+
+  test('LOG_LEVEL=verbose is refused with one line naming LOG_LEVEL', () => {
+    assertOneLineNaming(rejection({ LOG_LEVEL: 'verbose' }), 'LOG_LEVEL');
+  });
+
+  for (const n of ['0', '65', 'many']) {
+    test(`MIGRATION_CONCURRENCY=${n} is refused with one line naming MIGRATION_CONCURRENCY`, () => {
+      assertOneLineNaming(rejection({ MIGRATION_CONCURRENCY: n }), 'MIGRATION_CONCURRENCY');
+    });
+  }
+});
