@@ -5,7 +5,11 @@ import { type Config, loadConfig } from '../server/config.ts';
 import { startEmbeddedPostgres } from '../server/embedded-postgres.ts';
 import { migrateControlPlane } from '../tenancy/control-plane.ts';
 import { createPool, type Pool } from '../tenancy/db.ts';
-import { DEFAULT_TENANT_MIGRATIONS_DIR, loadTenantMigrations, type TenantMigration } from '../tenancy/templates.ts';
+import {
+  DEFAULT_TENANT_MIGRATIONS_DIR,
+  loadTenantMigrations,
+  type TenantMigration,
+} from '../tenancy/templates.ts';
 
 export interface CliContext {
   config: Config;
@@ -17,7 +21,9 @@ export interface CliContext {
 export async function connect(poolSize: number): Promise<CliContext> {
   const config = loadConfig();
   const migrations = loadTenantMigrations(config.TENANT_MIGRATIONS_DIR ?? DEFAULT_TENANT_MIGRATIONS_DIR);
-  const embedded = config.DATABASE_URL ? undefined : await startEmbeddedPostgres(config.DATA_DIR, config.EMBEDDED_PG_PORT);
+  const embedded = config.DATABASE_URL
+    ? undefined
+    : await startEmbeddedPostgres(config.DATA_DIR, config.EMBEDDED_PG_PORT);
   const url = config.DATABASE_URL ?? (embedded?.url as string);
   const pool = createPool(url, poolSize, 'enclave-cli');
   try {

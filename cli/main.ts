@@ -8,7 +8,8 @@ import { UsageError } from './usage-error.ts';
 
 function concurrency(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 64) throw new InvalidArgumentError('must be a whole number from 1 to 64');
+  if (!/^\d+$/.test(value) || n < 1 || n > 64)
+    throw new InvalidArgumentError('must be a whole number from 1 to 64');
   return n;
 }
 

@@ -6,8 +6,8 @@ import { migrateFleet } from '../tenancy/fleet-migrate.ts';
 import { isTenantId } from '../tenancy/identifiers.ts';
 import { dropTenant } from '../tenancy/lifecycle.ts';
 import { provisionTenant } from '../tenancy/provision.ts';
-import * as sql from '../tenancy/tenant-sql.ts';
 import { latestVersion } from '../tenancy/templates.ts';
+import * as sql from '../tenancy/tenant-sql.ts';
 import { connect } from './connect.ts';
 import { notice, printJson, printTable } from './output.ts';
 import { UsageError } from './usage-error.ts';
@@ -31,7 +31,10 @@ export function tenantView(t: sql.TenantRow) {
 
 export function checkTenantIds(ids: readonly string[]): string[] {
   for (const id of ids) {
-    if (!isTenantId(id)) throw new UsageError(`"${id}" is not a tenant id (12 characters, a-z and 0-9; see \`enclave tenants list\`)`);
+    if (!isTenantId(id))
+      throw new UsageError(
+        `"${id}" is not a tenant id (12 characters, a-z and 0-9; see \`enclave tenants list\`)`,
+      );
   }
   return [...ids];
 }
@@ -54,7 +57,12 @@ export async function listCommand(opts: { json?: boolean; all?: boolean }): Prom
     const q = sql.listTenants(Boolean(opts.all));
     const tenants = (await ctx.pool.query<sql.TenantRow>(q.text, q.values)).rows.map(tenantView);
     if (opts.json) printJson(tenants);
-    else printTable(tenants, TENANT_COLUMNS, 'No tenants yet: create one with `enclave tenants create --name NAME`.');
+    else
+      printTable(
+        tenants,
+        TENANT_COLUMNS,
+        'No tenants yet: create one with `enclave tenants create --name NAME`.',
+      );
     return 0;
   } finally {
     await ctx.close();
@@ -65,10 +73,15 @@ async function requireExisting(pool: import('../tenancy/db.ts').Pool, ids: strin
   const q = sql.selectExisting(ids);
   const found = new Set((await pool.query<{ id: string }>(q.text, q.values)).rows.map((r) => r.id));
   const missing = ids.filter((id) => !found.has(id));
-  if (missing.length) throw new UsageError(`no such tenant: ${missing.join(', ')} (see \`enclave tenants list\`)`);
+  if (missing.length)
+    throw new UsageError(`no such tenant: ${missing.join(', ')} (see \`enclave tenants list\`)`);
 }
 
-export async function migrateCommand(opts: { concurrency?: number; tenant?: string[]; json?: boolean }): Promise<number> {
+export async function migrateCommand(opts: {
+  concurrency?: number;
+  tenant?: string[];
+  json?: boolean;
+}): Promise<number> {
   const tenantIds = opts.tenant ? checkTenantIds(opts.tenant) : undefined;
   const probe = await connect(1);
   const concurrency = opts.concurrency ?? probe.config.MIGRATION_CONCURRENCY;
@@ -85,7 +98,10 @@ export async function migrateCommand(opts: { concurrency?: number; tenant?: stri
   const bar =
     process.stderr.isTTY && !opts.json
       ? new cliProgress.SingleBar(
-          { stream: process.stderr, format: 'Migrating {bar} {value}/{total} tenants | {failed} failed | ETA {eta}s' },
+          {
+            stream: process.stderr,
+            format: 'Migrating {bar} {value}/{total} tenants | {failed} failed | ETA {eta}s',
+          },
           cliProgress.Presets.shades_classic,
         )
       : undefined;
@@ -129,11 +145,18 @@ function printMigrateSummary(s: Awaited<ReturnType<typeof migrateFleet>>, latest
   const failures = s.outcomes.filter((o) => o.status === 'failed');
   if (failures.length) {
     printTable(
-      failures.map((f) => ({ tenant: f.tenantId, version: f.from, migration: f.migration ?? '-', error: f.error })),
+      failures.map((f) => ({
+        tenant: f.tenantId,
+        version: f.from,
+        migration: f.migration ?? '-',
+        error: f.error,
+      })),
       ['tenant', 'version', 'migration', 'error'],
       '',
     );
-    process.stdout.write('Failed tenants stay at their old version and keep serving; fix the cause and rerun.\n');
+    process.stdout.write(
+      'Failed tenants stay at their old version and keep serving; fix the cause and rerun.\n',
+    );
   }
 }
 
@@ -154,7 +177,10 @@ export async function driftCommand(opts: { tenant?: string[]; json?: boolean }):
           kind: d.kind,
           object: d.object,
           problem: d.problem,
-          detail: d.problem === 'changed' ? `expected ${d.expected}, found ${d.actual}` : (d.expected ?? d.actual ?? ''),
+          detail:
+            d.problem === 'changed'
+              ? `expected ${d.expected}, found ${d.actual}`
+              : (d.expected ?? d.actual ?? ''),
         })),
       );
       printTable(rows, ['tenant', 'version', 'kind', 'object', 'problem', 'detail'], '');
@@ -169,9 +195,12 @@ export async function driftCommand(opts: { tenant?: string[]; json?: boolean }):
 export async function dropCommand(id: string, opts: { yes?: boolean; json?: boolean }): Promise<number> {
   checkTenantIds([id]);
   if (!opts.yes) {
-    if (!process.stdin.isTTY) throw new UsageError('dropping a tenant deletes its data: pass --yes to confirm');
+    if (!process.stdin.isTTY)
+      throw new UsageError('dropping a tenant deletes its data: pass --yes to confirm');
     const rl = createInterface({ input: process.stdin, output: process.stderr });
-    const answer = await rl.question(`This deletes tenant ${id}'s schema and data. Type the tenant id to confirm: `);
+    const answer = await rl.question(
+      `This deletes tenant ${id}'s schema and data. Type the tenant id to confirm: `,
+    );
     rl.close();
     if (answer.trim() !== id) throw new UsageError('not confirmed; nothing was dropped');
   }
@@ -179,7 +208,10 @@ export async function dropCommand(id: string, opts: { yes?: boolean; json?: bool
   try {
     const tenant = tenantView(await dropTenant(ctx.pool, id));
     if (opts.json) printJson(tenant);
-    else process.stdout.write(`Dropped tenant ${id}: schema ${tenant.schema} and role ${tenant.role} are gone.\n`);
+    else
+      process.stdout.write(
+        `Dropped tenant ${id}: schema ${tenant.schema} and role ${tenant.role} are gone.\n`,
+      );
     return 0;
   } finally {
     await ctx.close();

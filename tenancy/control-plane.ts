@@ -13,7 +13,10 @@ export interface ControlMigrationResult {
   applied: string[];
 }
 
-export async function migrateControlPlane(pool: Pool, dir: string = CONTROL_DIR): Promise<ControlMigrationResult> {
+export async function migrateControlPlane(
+  pool: Pool,
+  dir: string = CONTROL_DIR,
+): Promise<ControlMigrationResult> {
   const files = readdirSync(dir)
     .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
     .sort();

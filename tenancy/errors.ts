@@ -1,5 +1,5 @@
 // Typed errors of the tenancy service. HTTP status codes are chosen from these
-// in one place (server/errors.ts); database errors are translated once here.
+// in one place (server/http-errors.ts); database errors are translated once here.
 
 export class TenancyError extends Error {
   override name = 'TenancyError';
@@ -43,7 +43,9 @@ export class MigrationError extends TenancyError {
   override name = 'MigrationError';
   readonly migration: string;
   constructor(migration: string, cause: unknown) {
-    super(`migration ${migration} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`migration ${migration} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
     this.migration = migration;
   }
 }
@@ -76,5 +78,7 @@ export function translateDbError(err: unknown): unknown {
 }
 
 export function stateError(tenantId: string, state: string): TenantUnavailableError {
-  return state === 'suspended' ? new TenantSuspendedError(tenantId, state) : new TenantUnavailableError(tenantId, state);
+  return state === 'suspended'
+    ? new TenantSuspendedError(tenantId, state)
+    : new TenantUnavailableError(tenantId, state);
 }

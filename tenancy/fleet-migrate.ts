@@ -119,7 +119,8 @@ async function migrateOne(
   } catch (err) {
     const durationMs = performance.now() - started;
     const message = err instanceof Error ? err.message : String(err);
-    const failedMigration = err instanceof MigrationError ? migrations.find((m) => m.name === err.migration) : undefined;
+    const failedMigration =
+      err instanceof MigrationError ? migrations.find((m) => m.name === err.migration) : undefined;
     if (failedMigration) {
       // The tenant's own transaction rolled back; the failure is recorded on its own.
       const row = sql.recordMigration(tenant.id, failedMigration, durationMs, 'failed', message);

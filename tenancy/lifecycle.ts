@@ -35,7 +35,8 @@ export async function setTenantState(
     await client.query(tenantLock(tenantId));
     const tenant = (await client.query<sql.TenantRow>(sql.selectTenantForUpdate(tenantId))).rows[0];
     if (!tenant) throw new TenantNotFoundError(tenantId);
-    if (tenant.state === 'deleted' || tenant.state === 'provisioning') throw stateError(tenantId, tenant.state);
+    if (tenant.state === 'deleted' || tenant.state === 'provisioning')
+      throw stateError(tenantId, tenant.state);
     return (await client.query<sql.TenantRow>(sql.setState(tenantId, state))).rows[0] as sql.TenantRow;
   });
 }

@@ -4,7 +4,7 @@
 import type { Client } from './db.ts';
 import { MigrationError, stateError, TenantNotFoundError } from './errors.ts';
 import { tenantLock } from './locks.ts';
-import { type TenantMigration, renderMigration } from './templates.ts';
+import { renderMigration, type TenantMigration } from './templates.ts';
 import * as sql from './tenant-sql.ts';
 
 export interface MigrateResult {
@@ -16,7 +16,7 @@ export interface MigrateResult {
 
 export interface StepHooks {
   /** Test seam: called after each step; throwing from it aborts the transaction. */
-  afterStep?: (step: string) => void | Promise<void>;
+  afterStep?: (step: string, tenantId: string) => void | Promise<void>;
 }
 
 export async function migrateTenantInTransaction(
@@ -44,7 +44,7 @@ export async function migrateTenantInTransaction(
       throw new MigrationError(m.name, err);
     }
     await client.query(sql.recordMigration(tenantId, m, performance.now() - started, 'applied', null));
-    await hooks.afterStep?.(`migration:${m.name}`);
+    await hooks.afterStep?.(`migration:${m.name}`, tenantId);
   }
   const to = pending.at(-1)?.version ?? from;
   await client.query(sql.setVersion(tenantId, to));

@@ -6,7 +6,10 @@ import { WORKSPACE_ENTITIES } from './workspace-entities.ts';
 
 export type Orm = MikroORM;
 
-export async function createOrm(connectionString: string, poolSize: number): Promise<{ orm: Orm; pool: Pool }> {
+export async function createOrm(
+  connectionString: string,
+  poolSize: number,
+): Promise<{ orm: Orm; pool: Pool }> {
   const orm = await MikroORM.init({
     clientUrl: connectionString,
     entities: WORKSPACE_ENTITIES,

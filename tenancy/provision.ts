@@ -16,7 +16,8 @@ export function checkDisplayName(raw: unknown): string {
   if (name.length === 0) throw new InvalidInputError('a workspace name is required');
   if (name.length > 200) throw new InvalidInputError('a workspace name can be at most 200 characters');
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-  if (/[\u0000-\u001f\u007f]/.test(name)) throw new InvalidInputError('a workspace name cannot contain control characters');
+  if (/[\u0000-\u001f\u007f]/.test(name))
+    throw new InvalidInputError('a workspace name cannot contain control characters');
   return name;
 }
 
@@ -30,7 +31,7 @@ export async function provisionTenant(
   const id = newTenantId();
   const names = tenantNames(id);
   return transaction(pool, async (client) => {
-    const step = async (name: string) => hooks.afterStep?.(name);
+    const step = async (name: string) => hooks.afterStep?.(name, id);
     await client.query(sql.insertProvisioning(id, displayName, names.schema, names.role));
     await step('register');
     await client.query(sql.createRole(names.role));

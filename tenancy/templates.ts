@@ -28,7 +28,10 @@ export function loadTenantMigrations(dir: string = DEFAULT_TENANT_MIGRATIONS_DIR
     const match = FILE.exec(file);
     if (!match) throw new Error(`tenant migration ${file}: name must look like 0001_create_notes.sql`);
     const version = Number(match[1]);
-    if (version !== i + 1) throw new Error(`tenant migration ${file}: expected version ${i + 1}; versions must be 1, 2, 3... with no gap`);
+    if (version !== i + 1)
+      throw new Error(
+        `tenant migration ${file}: expected version ${i + 1}; versions must be 1, 2, 3... with no gap`,
+      );
     const template = readFileSync(path.join(dir, file), 'utf8');
     for (const [, key] of template.matchAll(PLACEHOLDER)) {
       if (!KNOWN.has(key ?? '')) throw new Error(`tenant migration ${file}: unknown placeholder {{${key}}}`);

@@ -21,12 +21,18 @@ export interface TenantRow {
   legal_hold: boolean;
 }
 
-const COLUMNS = 'id, display_name, schema_name, role_name, state, schema_version, created_at, last_active_at, legal_hold';
+const COLUMNS =
+  'id, display_name, schema_name, role_name, state, schema_version, created_at, last_active_at, legal_hold';
 
 /** States whose schema exists and so must follow fleet migrations. */
 export const LIVE_STATES: readonly TenantState[] = ['active', 'suspended', 'archived'];
 
-export const insertProvisioning = (id: string, displayName: string, schema: string, role: string): Statement => ({
+export const insertProvisioning = (
+  id: string,
+  displayName: string,
+  schema: string,
+  role: string,
+): Statement => ({
   text: `INSERT INTO control.tenants (id, display_name, schema_name, role_name, state)
          VALUES ($1, $2, $3, $4, 'provisioning') RETURNING ${COLUMNS}`,
   values: [id, displayName, schema, role],
@@ -91,11 +97,13 @@ export const recordMigration = (
 
 // --- DDL: role and schema of one tenant ------------------------------------
 
-export const createRole = (role: string) => `CREATE ROLE ${ident(role)} NOLOGIN NOINHERIT NOCREATEDB NOCREATEROLE`;
+export const createRole = (role: string) =>
+  `CREATE ROLE ${ident(role)} NOLOGIN NOINHERIT NOCREATEDB NOCREATEROLE`;
 /** Lets the application's login role SET ROLE to the tenant role (and nothing more). */
 export const grantRoleToApp = (role: string) => `GRANT ${ident(role)} TO CURRENT_USER`;
 export const createSchema = (schema: string) => `CREATE SCHEMA ${ident(schema)}`;
-export const grantSchemaUsage = (schema: string, role: string) => `GRANT USAGE ON SCHEMA ${ident(schema)} TO ${ident(role)}`;
+export const grantSchemaUsage = (schema: string, role: string) =>
+  `GRANT USAGE ON SCHEMA ${ident(schema)} TO ${ident(role)}`;
 export const setSearchPath = (schema: string): Statement => ({
   text: "SELECT set_config('search_path', $1, true)",
   values: [ident(schema)],

@@ -75,7 +75,8 @@ export class TenantContext {
 
   /** The tenant's row if it may be served; TenantNotFoundError / TenantUnavailableError otherwise. */
   async resolve(tenantId: string): Promise<sql.TenantRow> {
-    if (typeof tenantId !== 'string' || !isTenantId(tenantId)) throw new TenantNotFoundError(String(tenantId));
+    if (typeof tenantId !== 'string' || !isTenantId(tenantId))
+      throw new TenantNotFoundError(String(tenantId));
     const now = Date.now();
     const hit = this.#cache.get(tenantId);
     let row = hit && now - hit.at < this.#cacheMs ? hit.row : undefined;

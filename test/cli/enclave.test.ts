@@ -30,7 +30,15 @@ describe('enclave CLI', () => {
   });
 
   test('--help works on every command and exits 0', () => {
-    for (const args of [[], ['tenants'], ['tenants', 'create'], ['tenants', 'list'], ['tenants', 'migrate'], ['tenants', 'drift'], ['tenants', 'drop']]) {
+    for (const args of [
+      [],
+      ['tenants'],
+      ['tenants', 'create'],
+      ['tenants', 'list'],
+      ['tenants', 'migrate'],
+      ['tenants', 'drift'],
+      ['tenants', 'drop'],
+    ]) {
       const r = enclave([...args, '--help']);
       assert.equal(r.code, 0, args.join(' '));
       assert.match(r.stdout, /Usage: enclave/);
@@ -73,10 +81,22 @@ describe('enclave CLI', () => {
     ['an unknown command', ['tenants', 'explode'], /unknown command 'explode'/],
     ['an unknown option', ['tenants', 'list', '--colour'], /unknown option '--colour'/],
     ['a missing --name', ['tenants', 'create'], /--name <name>' not specified/],
-    ['a non-numeric --concurrency', ['tenants', 'migrate', '--concurrency', 'lots'], /whole number from 1 to 64/],
+    [
+      'a non-numeric --concurrency',
+      ['tenants', 'migrate', '--concurrency', 'lots'],
+      /whole number from 1 to 64/,
+    ],
     ['a zero --concurrency', ['tenants', 'migrate', '--concurrency', '0'], /whole number from 1 to 64/],
-    ['a malformed tenant id', ['tenants', 'drop', "x'; DROP TABLE control.tenants;--", '--yes'], /is not a tenant id/],
-    ['an unknown tenant id to migrate', ['tenants', 'migrate', '--tenant', 'zzzzzzzzzzzz'], /no such tenant: zzzzzzzzzzzz/],
+    [
+      'a malformed tenant id',
+      ['tenants', 'drop', "x'; DROP TABLE control.tenants;--", '--yes'],
+      /is not a tenant id/,
+    ],
+    [
+      'an unknown tenant id to migrate',
+      ['tenants', 'migrate', '--tenant', 'zzzzzzzzzzzz'],
+      /no such tenant: zzzzzzzzzzzz/,
+    ],
     ['drop without --yes and no terminal', ['tenants', 'drop', 'zzzzzzzzzzzz'], /pass --yes/],
   ];
   for (const [what, args, message] of misuse) {
@@ -112,7 +132,10 @@ describe('enclave CLI', () => {
     const dropped = enclave(['tenants', 'drop', held.id, '--yes', '--json']);
     assert.equal(dropped.code, 0, dropped.stderr);
     assert.equal(JSON.parse(dropped.stdout).state, 'deleted');
-    assert.equal((await db.pool.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [held.schema])).rowCount, 0);
+    assert.equal(
+      (await db.pool.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [held.schema])).rowCount,
+      0,
+    );
     assert.equal((await db.pool.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [held.role])).rowCount, 0);
     const again = enclave(['tenants', 'drop', held.id, '--yes']);
     assert.equal(again.code, 1);

@@ -16,7 +16,10 @@ export interface TestDatabase {
 
 export function adminUrl(): string {
   const url = process.env.TEST_DATABASE_URL;
-  if (!url) throw new Error('TEST_DATABASE_URL is not set: run the tests with `npm test` (it starts a database) or set it');
+  if (!url)
+    throw new Error(
+      'TEST_DATABASE_URL is not set: run the tests with `npm test` (it starts a database) or set it',
+    );
   return url;
 }
 

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { newTenantId, tenantNames } from '../../tenancy/identifiers.ts';
-import * as sql from '../../tenancy/tenant-sql.ts';
 import { loadTenantMigrations, renderMigration } from '../../tenancy/templates.ts';
+import * as sql from '../../tenancy/tenant-sql.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 const migrations = loadTenantMigrations();
@@ -37,7 +37,9 @@ describe('tenant migrations stay Citus-ready', () => {
       });
     }
     test(`${m.name}: every table is qualified with {{schema}}`, () => {
-      for (const [, target] of code(m.template).matchAll(/\b(?:TABLE|ON|INTO|UPDATE|FROM)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?([^\s(;]+)/gi)) {
+      for (const [, target] of code(m.template).matchAll(
+        /\b(?:TABLE|ON|INTO|UPDATE|FROM)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?([^\s(;]+)/gi,
+      )) {
         if (/^(?:USING|ONLY|CONFLICT|DELETE|UPDATE)$/i.test(target ?? '')) continue;
         assert.match(target ?? '', /^\{\{schema\}\}\./, `unqualified name ${target}`);
       }

@@ -6,27 +6,34 @@ import { migrateFleet } from '../../tenancy/fleet-migrate.ts';
 import { ident } from '../../tenancy/identifiers.ts';
 import { createOrm } from '../../tenancy/orm.ts';
 import { provisionTenant } from '../../tenancy/provision.ts';
-import type { TenantRow } from '../../tenancy/tenant-sql.ts';
 import { loadTenantMigrations } from '../../tenancy/templates.ts';
+import type { TenantRow } from '../../tenancy/tenant-sql.ts';
 import { TenantContext } from '../../tenancy/unit-of-work.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { migrationsDirWith } from '../helpers/migrations.ts';
 
 const shipped = loadTenantMigrations();
 const v3 = loadTenantMigrations(
-  migrationsDirWith({ '0003_archive_flag.sql': 'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n' }),
+  migrationsDirWith({
+    '0003_archive_flag.sql':
+      'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n',
+  }),
 );
 const v4Dir = migrationsDirWith({
-  '0003_archive_flag.sql': 'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n',
+  '0003_archive_flag.sql':
+    'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n',
   // Slow on purpose, so that a kill lands in the middle of the run.
-  '0004_pinned.sql': 'SELECT pg_sleep(0.02);\nALTER TABLE {{schema}}.notes ADD COLUMN pinned boolean NOT NULL DEFAULT false;\n',
+  '0004_pinned.sql':
+    'SELECT pg_sleep(0.02);\nALTER TABLE {{schema}}.notes ADD COLUMN pinned boolean NOT NULL DEFAULT false;\n',
 });
 const v4 = loadTenantMigrations(v4Dir);
 
 const FLEET = 200;
 
 async function versions(db: TestDatabase): Promise<Map<number, number>> {
-  const { rows } = await db.pool.query("SELECT schema_version AS v, count(*)::int AS n FROM control.tenants WHERE state = 'active' GROUP BY 1");
+  const { rows } = await db.pool.query(
+    "SELECT schema_version AS v, count(*)::int AS n FROM control.tenants WHERE state = 'active' GROUP BY 1",
+  );
   return new Map(rows.map((r) => [r.v, r.n]));
 }
 
@@ -46,7 +53,8 @@ describe('migrateFleet over 200 tenants', () => {
   before(async () => {
     db = await createTestDatabase(10);
     tenants = [];
-    for (let i = 0; i < FLEET; i++) tenants.push(await provisionTenant(db.pool, { displayName: `Tenant ${i}` }, shipped));
+    for (let i = 0; i < FLEET; i++)
+      tenants.push(await provisionTenant(db.pool, { displayName: `Tenant ${i}` }, shipped));
     broken = tenants[57] as TenantRow;
   });
   after(async () => {
@@ -65,7 +73,10 @@ describe('migrateFleet over 200 tenants', () => {
     // Make exactly one tenant fail: the column the migration adds is already there, with another type.
     await db.pool.query(`ALTER TABLE ${ident(broken.schema_name)}.notes ADD COLUMN archived integer`);
     const progress: number[] = [];
-    const summary = await migrateFleet(db.pool, v3, { concurrency: 8, onProgress: (p) => progress.push(p.done) });
+    const summary = await migrateFleet(db.pool, v3, {
+      concurrency: 8,
+      onProgress: (p) => progress.push(p.done),
+    });
     assert.equal(summary.migrated, FLEET - 1);
     assert.equal(summary.failed, 1);
     assert.equal(progress.length, FLEET);
@@ -73,10 +84,16 @@ describe('migrateFleet over 200 tenants', () => {
     assert.equal(failure?.tenantId, broken.id);
     assert.equal(failure?.migration, '0003_archive_flag');
     assert.match(failure?.error ?? '', /already exists/);
-    assert.deepEqual(await versions(db), new Map([[3, FLEET - 1], [2, 1]]));
+    assert.deepEqual(
+      await versions(db),
+      new Map([
+        [3, FLEET - 1],
+        [2, 1],
+      ]),
+    );
 
     const ledger = await db.pool.query(
-      "SELECT outcome, error FROM control.tenant_migrations WHERE tenant_id = $1 AND version = 3",
+      'SELECT outcome, error FROM control.tenant_migrations WHERE tenant_id = $1 AND version = 3',
       [broken.id],
     );
     assert.equal(ledger.rows.length, 1);
@@ -107,15 +124,22 @@ describe('migrateFleet over 200 tenants', () => {
   });
 
   test('a run killed with SIGKILL midway, then rerun, ends with every tenant current and no duplicate ledger rows', async () => {
-    const child = spawn(process.execPath, ['bin/enclave.ts', 'tenants', 'migrate', '--concurrency', '4', '--json'], {
-      env: { ...process.env, DATABASE_URL: db.url, TENANT_MIGRATIONS_DIR: v4Dir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal ? -1 : _code)));
+    const child = spawn(
+      process.execPath,
+      ['bin/enclave.ts', 'tenants', 'migrate', '--concurrency', '4', '--json'],
+      {
+        env: { ...process.env, DATABASE_URL: db.url, TENANT_MIGRATIONS_DIR: v4Dir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal ? -1 : _code)),
+    );
     let done = 0;
     for (let i = 0; i < 600 && done < 30; i++) {
       await sleep(20);
-      done = (await db.pool.query("SELECT count(*)::int AS n FROM control.tenants WHERE schema_version = 4")).rows[0].n;
+      done = (await db.pool.query('SELECT count(*)::int AS n FROM control.tenants WHERE schema_version = 4'))
+        .rows[0].n;
     }
     child.kill('SIGKILL');
     assert.equal(await exited, -1);
@@ -127,7 +151,9 @@ describe('migrateFleet over 200 tenants', () => {
     assert.equal(summary.migrated, FLEET - (partial.get(4) ?? 0));
     assert.deepEqual(await versions(db), new Map([[4, FLEET]]));
     assert.equal(await duplicateLedgerRows(db), 0);
-    const applied = await db.pool.query("SELECT count(*)::int AS n FROM control.tenant_migrations WHERE version = 4 AND outcome = 'applied'");
+    const applied = await db.pool.query(
+      "SELECT count(*)::int AS n FROM control.tenant_migrations WHERE version = 4 AND outcome = 'applied'",
+    );
     assert.equal(applied.rows[0].n, FLEET);
   });
 });
@@ -172,7 +198,8 @@ describe('migrateFleet control', () => {
   test('a chosen list of tenants migrates only those, sequentially with concurrency 1', async () => {
     const v5 = loadTenantMigrations(
       migrationsDirWith({
-        '0003_archive_flag.sql': 'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n',
+        '0003_archive_flag.sql':
+          'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n',
         '0004_pinned.sql': 'ALTER TABLE {{schema}}.notes ADD COLUMN pinned boolean NOT NULL DEFAULT false;\n',
         '0005_color.sql': "ALTER TABLE {{schema}}.notes ADD COLUMN color text NOT NULL DEFAULT 'none';\n",
       }),
@@ -182,6 +209,12 @@ describe('migrateFleet control', () => {
     const summary = await migrateFleet(db.pool, v5, { concurrency: 1, tenantIds: ids });
     assert.deepEqual(summary.outcomes.map((o) => o.tenantId).sort(), [...ids].sort());
     assert.equal(summary.migrated, 3);
-    assert.deepEqual(await versions(db), new Map([[5, 3], [4, 21]]));
+    assert.deepEqual(
+      await versions(db),
+      new Map([
+        [5, 3],
+        [4, 21],
+      ]),
+    );
   });
 });

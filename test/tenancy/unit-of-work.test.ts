@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PermissionDeniedError, TenantNotFoundError, TenantSuspendedError, TenantUnavailableError } from '../../tenancy/errors.ts';
+import {
+  PermissionDeniedError,
+  TenantNotFoundError,
+  TenantSuspendedError,
+  TenantUnavailableError,
+} from '../../tenancy/errors.ts';
 import { dropTenant, setTenantState } from '../../tenancy/lifecycle.ts';
 import { createOrm, type Orm } from '../../tenancy/orm.ts';
 import { provisionTenant } from '../../tenancy/provision.ts';
-import type { TenantRow } from '../../tenancy/tenant-sql.ts';
 import { loadTenantMigrations } from '../../tenancy/templates.ts';
+import type { TenantRow } from '../../tenancy/tenant-sql.ts';
 import { TenantContext } from '../../tenancy/unit-of-work.ts';
 import { NoteSchema } from '../../tenancy/workspace-entities.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
@@ -25,7 +30,8 @@ describe('TenantContext.run (unit of work)', () => {
     db = await createTestDatabase();
     a = await provisionTenant(db.pool, { displayName: 'A' }, migrations);
     b = await provisionTenant(db.pool, { displayName: 'B' }, migrations);
-    for (let i = 0; i < 6; i++) others.push(await provisionTenant(db.pool, { displayName: `O${i}` }, migrations));
+    for (let i = 0; i < 6; i++)
+      others.push(await provisionTenant(db.pool, { displayName: `O${i}` }, migrations));
     // A pool of 2 connections: every unit of work reuses a connection another tenant just had.
     const created = await createOrm(db.url, 2);
     orm = created.orm;
@@ -58,7 +64,9 @@ describe('TenantContext.run (unit of work)', () => {
       }),
       /handler failed/,
     );
-    const rows = await db.pool.query(`SELECT count(*)::int AS n FROM ${a.schema_name}.notes WHERE title = 'rolled back'`);
+    const rows = await db.pool.query(
+      `SELECT count(*)::int AS n FROM ${a.schema_name}.notes WHERE title = 'rolled back'`,
+    );
     assert.equal(rows.rows[0].n, 0);
   });
 
@@ -69,7 +77,10 @@ describe('TenantContext.run (unit of work)', () => {
       ["updating another tenant's notes", (s) => `UPDATE ${s}.notes SET title = 'pwned'`],
       ["deleting another tenant's tasks", (s) => `DELETE FROM ${s}.tasks`],
       ['creating a table in public', () => 'CREATE TABLE public.loot (id int)'],
-      ['creating a table in its own schema (DDL is for migrations only)', () => 'CREATE TABLE notes_copy (id int)'],
+      [
+        'creating a table in its own schema (DDL is for migrations only)',
+        () => 'CREATE TABLE notes_copy (id int)',
+      ],
       ['reading the control plane', () => 'SELECT * FROM control.tenants'],
       ['writing the control plane', () => "UPDATE control.tenants SET state = 'active'"],
       ['reading the migration ledger', () => 'SELECT * FROM control.tenant_migrations'],
@@ -111,7 +122,10 @@ describe('TenantContext.run (unit of work)', () => {
     );
     const results = seen.filter((s) => s !== null);
     assert.equal(results.length, 400 - seen.filter((s) => s === null).length);
-    assert.ok(seen.some((s) => s === null), 'some units of work threw');
+    assert.ok(
+      seen.some((s) => s === null),
+      'some units of work threw',
+    );
     for (const r of results) {
       assert.equal(r.role, r.expected);
       assert.equal(r.path, `"${r.expected}"`);
@@ -124,7 +138,9 @@ describe('TenantContext.run (unit of work)', () => {
     // Several at once, so that both pooled connections are checked.
     const rows = await Promise.all(
       Array.from({ length: 4 }, () =>
-        conn.execute<{ role: string; path: string }[]>("SELECT current_user AS role, current_setting('search_path') AS path, pg_sleep(0.02)"),
+        conn.execute<{ role: string; path: string }[]>(
+          "SELECT current_user AS role, current_setting('search_path') AS path, pg_sleep(0.02)",
+        ),
       ),
     );
     for (const [row] of rows) {
@@ -134,29 +150,49 @@ describe('TenantContext.run (unit of work)', () => {
   });
 
   test('an unknown or malformed tenant id is refused before any tenant query', async () => {
-    await assert.rejects(ctx.run('zzzzzzzzzzzz', async () => 'ran'), TenantNotFoundError);
-    await assert.rejects(ctx.run("a'; DROP SCHEMA x; --", async () => 'ran'), TenantNotFoundError);
+    await assert.rejects(
+      ctx.run('zzzzzzzzzzzz', async () => 'ran'),
+      TenantNotFoundError,
+    );
+    await assert.rejects(
+      ctx.run("a'; DROP SCHEMA x; --", async () => 'ran'),
+      TenantNotFoundError,
+    );
   });
 
   test('a suspended, archived or deleted tenant is refused with a typed error', async () => {
     const t = await provisionTenant(db.pool, { displayName: 'Lifecycle' }, migrations);
     await setTenantState(db.pool, t.id, 'suspended');
-    await assert.rejects(ctx.run(t.id, async () => 'ran'), TenantSuspendedError);
+    await assert.rejects(
+      ctx.run(t.id, async () => 'ran'),
+      TenantSuspendedError,
+    );
     await setTenantState(db.pool, t.id, 'archived');
-    await assert.rejects(ctx.run(t.id, async () => 'ran'), (e: unknown) => e instanceof TenantUnavailableError && e.state === 'archived');
+    await assert.rejects(
+      ctx.run(t.id, async () => 'ran'),
+      (e: unknown) => e instanceof TenantUnavailableError && e.state === 'archived',
+    );
     await setTenantState(db.pool, t.id, 'active');
     assert.equal(await ctx.run(t.id, async () => 'ran'), 'ran');
     await dropTenant(db.pool, t.id);
-    await assert.rejects(ctx.run(t.id, async () => 'ran'), (e: unknown) => e instanceof TenantUnavailableError && e.state === 'deleted');
+    await assert.rejects(
+      ctx.run(t.id, async () => 'ran'),
+      (e: unknown) => e instanceof TenantUnavailableError && e.state === 'deleted',
+    );
   });
 
   test('suspension takes effect within the state cache time', async () => {
     const t = await provisionTenant(db.pool, { displayName: 'Cached' }, migrations);
-    const cached = new TenantContext(orm, (await orm.em.getConnection().getNativeClient()) as never, { cacheMs: 300 });
+    const cached = new TenantContext(orm, (await orm.em.getConnection().getNativeClient()) as never, {
+      cacheMs: 300,
+    });
     assert.equal(await cached.run(t.id, async () => 'ran'), 'ran');
     await setTenantState(db.pool, t.id, 'suspended');
     await sleep(350);
-    await assert.rejects(cached.run(t.id, async () => 'ran'), TenantSuspendedError);
+    await assert.rejects(
+      cached.run(t.id, async () => 'ran'),
+      TenantSuspendedError,
+    );
   });
 
   test('last_active_at is written once per interval, not on every unit of work', async () => {
@@ -166,7 +202,8 @@ describe('TenantContext.run (unit of work)', () => {
       touchIntervalSeconds: 3600,
     });
     const stamp = async () =>
-      (await db.pool.query('SELECT last_active_at FROM control.tenants WHERE id = $1', [t.id])).rows[0].last_active_at;
+      (await db.pool.query('SELECT last_active_at FROM control.tenants WHERE id = $1', [t.id])).rows[0]
+        .last_active_at;
     assert.equal(await stamp(), null);
     await busy.run(t.id, (uow) => uow.query('SELECT 1'));
     let first: Date | null = null;
