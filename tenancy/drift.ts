@@ -97,9 +97,10 @@ export const selectShapes = (schemas: readonly string[]): Record<ObjectKind, sql
            ${fromTables('JOIN pg_index x ON x.indrelid = t.oid JOIN pg_class i ON i.oid = x.indexrelid')}`,
     values: [schemas],
   },
+  // NOT NULL constraints (catalogued from PostgreSQL 18 on) are part of the column definition already.
   constraint: {
     text: `SELECT n.nspname AS schema, t.relname AS table, c.conname AS name, pg_get_constraintdef(c.oid) AS definition
-           ${fromTables('JOIN pg_constraint c ON c.conrelid = t.oid')}`,
+           ${fromTables('JOIN pg_constraint c ON c.conrelid = t.oid', "AND c.contype <> 'n'")}`,
     values: [schemas],
   },
 });
