@@ -1,7 +1,7 @@
 // The Express app, built from its dependencies so tests can build one with a
 // pool of their choice. Order matters: headers and request id first (so even a
 // 404 carries them), then routes, then the one 404 and the one error handler.
-import express, { type Express, type Router } from 'express';
+import express, { type Express, type RequestHandler, type Router } from 'express';
 import type { TenantContext } from '../tenancy/unit-of-work.ts';
 import { DEFAULT_CHECK_TIMEOUT_MS, healthRouter, type ReadinessCheck } from './health.ts';
 import { errorHandler, notFound } from './http-errors.ts';
@@ -18,6 +18,10 @@ export interface AppDeps {
   checkTimeoutMs?: number;
   /** The tenant unit of work; tenant routes (later) reach tenant data only through it. */
   tenants?: TenantContext;
+  /** Express "trust proxy": which proxies' X-Forwarded-* to believe (client IP, TLS). */
+  trustProxy?: boolean | number | string;
+  /** Mounted after health and body parsing, before the routers: sessions, passport, CSRF. */
+  middleware?: RequestHandler[];
   /** Routers mounted after the built-in routes and before the 404 and error handlers. */
   routers?: Router[];
 }
@@ -25,10 +29,15 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', deps.trustProxy ?? false);
   app.use(securityHeaders());
   app.use(requestId());
   app.use(requestLog(deps.log));
   app.use(healthRouter(deps.checks, deps.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS, deps.log));
+  // Small, strict bodies: JSON objects/arrays only, flat forms (no a[b]=c nesting).
+  app.use(express.json({ limit: '100kb', strict: true }));
+  app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 100 }));
+  for (const mw of deps.middleware ?? []) app.use(mw);
   for (const router of deps.routers ?? []) app.use(router);
   app.use(notFound());
   app.use(errorHandler(deps.log));

@@ -92,6 +92,36 @@ const schema = z.object({
     .string()
     .optional()
     .transform((v) => (v ? path.resolve(v) : undefined)),
+  SESSION_SECRET: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return undefined;
+      if (v.length < 32) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'must be at least 32 characters of random text (e.g. `openssl rand -base64 48`)',
+        });
+        return z.NEVER;
+      }
+      return v;
+    }),
+  SESSION_IDLE_MINUTES: int('SESSION_IDLE_MINUTES', 1, 60 * 24 * 30, 30),
+  SESSION_ABSOLUTE_HOURS: int('SESSION_ABSOLUTE_HOURS', 1, 24 * 90, 12),
+  TRUST_PROXY: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '' || v === 'false') return false;
+      if (/^\d{1,2}$/.test(v)) return Number(v);
+      if (/^[\w.:/, -]+$/.test(v)) return v; // express: "loopback", "10.0.0.0/8, 127.0.0.1"...
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must be false, a number of proxy hops, or addresses/subnets like "loopback, 10.0.0.0/8"',
+      });
+      return z.NEVER;
+    }),
+  PUBLIC_URL: url(['http:', 'https:'], 'https://enclave.example.com', 'or unset it to use http://HOST:PORT'),
 });
 
 export type Config = z.output<typeof schema>;
@@ -129,6 +159,32 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     meaning: 'how long a tenant state is cached; suspension takes effect within this',
   },
   { name: 'LOG_LEVEL', fallback: 'info', meaning: 'error, warn, info or debug' },
+  {
+    name: 'SESSION_SECRET',
+    fallback: '(generated)',
+    meaning:
+      'signs session cookies; set the same value on every instance (generated into DATA_DIR when unset)',
+  },
+  {
+    name: 'SESSION_IDLE_MINUTES',
+    fallback: '30',
+    meaning: 'a session ends after this long without a request',
+  },
+  {
+    name: 'SESSION_ABSOLUTE_HOURS',
+    fallback: '12',
+    meaning: 'a session ends this long after login, active or not',
+  },
+  {
+    name: 'TRUST_PROXY',
+    fallback: 'false',
+    meaning: 'set behind a TLS proxy (hops or subnets): client IPs and Secure cookies come from it',
+  },
+  {
+    name: 'PUBLIC_URL',
+    fallback: 'http://HOST:PORT',
+    meaning: 'the address people use; links in logs point there',
+  },
   {
     name: 'TENANT_MIGRATIONS_DIR',
     fallback: './migrations/tenant',

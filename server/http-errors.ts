@@ -12,6 +12,17 @@ import {
   TenantSuspendedError,
   TenantUnavailableError,
 } from '../tenancy/errors.ts';
+import {
+  AuthenticationError,
+  ConflictError,
+  CsrfError,
+  ForbiddenError,
+  LoginRequiredError,
+  MfaRequiredError,
+  NotFoundError,
+  RateLimitedError,
+  SessionsUnavailableError,
+} from './errors.ts';
 import type { Logger } from './logger.ts';
 import { requestIdOf } from './request-id.ts';
 import { pathOf } from './request-log.ts';
@@ -52,9 +63,34 @@ export function problemFor(err: unknown): HttpProblem {
   if (err instanceof PermissionDeniedError) {
     return { status: 403, code: 'permission_denied', message: 'Permission denied.' };
   }
+  const app = appProblem(err);
+  if (app) return app;
   const client = clientError(err);
   if (client) return client;
   return { status: 500, code: 'internal_error', message: 'Something went wrong on our side.' };
+}
+
+function appProblem(err: unknown): HttpProblem | undefined {
+  if (err instanceof MfaRequiredError) return { status: 401, code: 'mfa_required', message: err.message };
+  if (err instanceof AuthenticationError)
+    return { status: 401, code: 'unauthenticated', message: err.message };
+  if (err instanceof LoginRequiredError) return { status: 401, code: 'login_required', message: err.message };
+  if (err instanceof CsrfError) return { status: 403, code: 'csrf_failed', message: err.message };
+  if (err instanceof ForbiddenError) return { status: 403, code: 'forbidden', message: err.message };
+  if (err instanceof NotFoundError) return { status: 404, code: 'not_found', message: err.message };
+  if (err instanceof ConflictError) return { status: 409, code: 'conflict', message: err.message };
+  if (err instanceof RateLimitedError) {
+    return {
+      status: 429,
+      code: 'rate_limited',
+      message: err.message,
+      details: { retryAfterSeconds: err.retryAfterSeconds },
+    };
+  }
+  if (err instanceof SessionsUnavailableError) {
+    return { status: 503, code: 'sessions_unavailable', message: err.message };
+  }
+  return undefined;
 }
 
 // Errors from Express itself and body parsers (the http-errors convention):
@@ -100,6 +136,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     else log.debug('request refused', { ...fields, code: problem.code });
     // Too late to send a body: Express closes the connection.
     if (res.headersSent) return next(err);
+    if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
     sendProblem(res, problem);
   };
 }

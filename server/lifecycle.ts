@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { migrateControlPlane } from '../tenancy/control-plane.ts';
-import type { Pool } from '../tenancy/db.ts';
+import { createPool, type Pool } from '../tenancy/db.ts';
 import { createOrm, type Orm } from '../tenancy/orm.ts';
 import { TenantContext } from '../tenancy/unit-of-work.ts';
 import { createApp } from './app.ts';
@@ -13,6 +13,7 @@ import type { Config } from './config.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded-postgres.ts';
 import { databaseCheck } from './health.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { buildWeb } from './web.ts';
 
 export interface RunningServer {
   /** The base URL the server listens on, e.g. http://127.0.0.1:3000 */
@@ -44,9 +45,19 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const url = await databaseUrl(config, log, cleanups);
     const { orm, pool } = await connect(url, config.DB_POOL_SIZE);
     cleanups.push(() => orm.close());
+    cleanups.push(() => pool.end());
     await migrate(pool);
     const tenants = new TenantContext(orm, pool, { cacheMs: config.TENANT_CACHE_MS });
-    const app = createApp({ log, checks: { database: databaseCheck(pool) }, tenants });
+    const web = await buildWeb({ config, log, pool, tenants });
+    cleanups.push(web.close);
+    const app = createApp({
+      log,
+      checks: { database: databaseCheck(pool), ...web.checks },
+      tenants,
+      trustProxy: config.TRUST_PROXY,
+      middleware: web.middleware,
+      routers: web.routers,
+    });
     const server = await listen(http.createServer(app), config.PORT, config.HOST);
     cleanups.push(() => closeServer(server, options.shutdownGraceMs ?? 10_000));
     const address = baseUrl(server.address() as AddressInfo);
@@ -104,9 +115,21 @@ export function describeDatabase(url: string): string {
   }
 }
 
+// Two pools: MikroORM's serves units of work (its type parsers hand back
+// strings for timestamps); the control pool serves the tenancy service and
+// accounts with node-postgres' own types (Dates).
 async function connect(url: string, poolSize: number): Promise<{ orm: Orm; pool: Pool }> {
   try {
-    return await createOrm(url, poolSize);
+    const { orm } = await createOrm(url, poolSize);
+    const pool = createPool(url, Math.max(2, Math.ceil(poolSize / 2)), 'enclave-control');
+    try {
+      await pool.query('SELECT 1');
+    } catch (err) {
+      await orm.close();
+      await pool.end();
+      throw err;
+    }
+    return { orm, pool };
   } catch (err) {
     throw new StartupError(`cannot connect to the database at ${describeDatabase(url)}: ${messageOf(err)}`, {
       cause: err,

@@ -34,6 +34,7 @@ function logLine(log: Logger, req: Request, res: Response, ms: number): void {
     path: pathOf(req),
     status,
     durationMs: Math.round(ms * 10) / 10,
+    ...(req.user ? { userId: req.user.userId, tenantId: req.user.tenantId, via: req.user.via } : {}),
     ...(res.writableFinished ? {} : { aborted: true }),
   });
 }

@@ -53,3 +53,11 @@ export async function query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     throw translateDbError(err);
   }
 }
+
+/** Runs one `{ text, values }` statement (see tenant-sql.ts) outside any explicit transaction. */
+export function run<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  pool: Pool | Client,
+  statement: { text: string; values: unknown[] },
+): Promise<pg.QueryResult<R>> {
+  return query<R>(pool, statement.text, statement.values);
+}

@@ -1,7 +1,7 @@
 // Provisioning: a NOLOGIN role, a schema, every tenant migration, state active,
 // all in one transaction. A failure or crash at any point leaves nothing: no
 // row, no role, no schema (CREATE ROLE and CREATE SCHEMA are transactional).
-import { type Pool, transaction } from './db.ts';
+import { type Client, type Pool, transaction } from './db.ts';
 import { InvalidInputError } from './errors.ts';
 import { newTenantId, tenantNames } from './identifiers.ts';
 import { migrateTenantInTransaction, type StepHooks } from './migrate-tenant.ts';
@@ -28,21 +28,30 @@ export async function provisionTenant(
   hooks: StepHooks = {},
 ): Promise<sql.TenantRow> {
   const displayName = checkDisplayName(input.displayName);
+  return transaction(pool, (client) => provisionTenantInTransaction(client, { displayName }, migrations, hooks));
+}
+
+/** The same steps inside the caller's transaction (registration adds the user to it). */
+export async function provisionTenantInTransaction(
+  client: Client,
+  input: { displayName: string },
+  migrations: readonly TenantMigration[],
+  hooks: StepHooks = {},
+): Promise<sql.TenantRow> {
+  const displayName = checkDisplayName(input.displayName);
   const id = newTenantId();
   const names = tenantNames(id);
-  return transaction(pool, async (client) => {
-    const step = async (name: string) => hooks.afterStep?.(name, id);
-    await client.query(sql.insertProvisioning(id, displayName, names.schema, names.role));
-    await step('register');
-    await client.query(sql.createRole(names.role));
-    await client.query(sql.grantRoleToApp(names.role));
-    await step('role');
-    await client.query(sql.createSchema(names.schema));
-    await client.query(sql.grantSchemaUsage(names.schema, names.role));
-    await step('schema');
-    await migrateTenantInTransaction(client, id, migrations, hooks);
-    const { rows } = await client.query<sql.TenantRow>(sql.activate(id));
-    await step('activate');
-    return rows[0] as sql.TenantRow;
-  });
+  const step = async (name: string) => hooks.afterStep?.(name, id);
+  await client.query(sql.insertProvisioning(id, displayName, names.schema, names.role));
+  await step('register');
+  await client.query(sql.createRole(names.role));
+  await client.query(sql.grantRoleToApp(names.role));
+  await step('role');
+  await client.query(sql.createSchema(names.schema));
+  await client.query(sql.grantSchemaUsage(names.schema, names.role));
+  await step('schema');
+  await migrateTenantInTransaction(client, id, migrations, hooks);
+  const { rows } = await client.query<sql.TenantRow>(sql.activate(id));
+  await step('activate');
+  return rows[0] as sql.TenantRow;
 }

@@ -1,0 +1,72 @@
+// Typed errors of the HTTP face (accounts, sessions, abuse). Like the tenancy
+// errors, they carry no status code: server/http-errors.ts maps them once.
+
+export class AppError extends Error {
+  override name = 'AppError';
+}
+
+/** Wrong email or password, a bad or missing token: always the same words. */
+export class AuthenticationError extends AppError {
+  override name = 'AuthenticationError';
+  constructor(message = 'Email or password is incorrect.') {
+    super(message);
+  }
+}
+
+/** Not signed in at all. */
+export class LoginRequiredError extends AppError {
+  override name = 'LoginRequiredError';
+  constructor(message = 'Please sign in first.') {
+    super(message);
+  }
+}
+
+/** Password accepted; a one-time code (TOTP or recovery code) is needed to finish signing in. */
+export class MfaRequiredError extends AppError {
+  override name = 'MfaRequiredError';
+  constructor(message = 'Enter the code from your authenticator app (or a recovery code).') {
+    super(message);
+  }
+}
+
+/** Signed in, but this role or token may not do this. */
+export class ForbiddenError extends AppError {
+  override name = 'ForbiddenError';
+}
+
+export class CsrfError extends AppError {
+  override name = 'CsrfError';
+  constructor() {
+    super('This form has expired or did not come from this site. Reload the page and try again.');
+  }
+}
+
+export class ConflictError extends AppError {
+  override name = 'ConflictError';
+}
+
+export class NotFoundError extends AppError {
+  override name = 'NotFoundError';
+}
+
+/** Too many attempts; `retryAfterSeconds` says when to try again. */
+export class RateLimitedError extends AppError {
+  override name = 'RateLimitedError';
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number, what = 'attempts') {
+    const wait =
+      retryAfterSeconds >= 120
+        ? `${Math.ceil(retryAfterSeconds / 60)} minutes`
+        : `${retryAfterSeconds} seconds`;
+    super(`Too many ${what}. Try again in ${wait}.`);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** The session store (Redis) cannot be reached: nothing that needs a session can be served. */
+export class SessionsUnavailableError extends AppError {
+  override name = 'SessionsUnavailableError';
+  constructor(cause?: unknown) {
+    super('Sign-in is temporarily unavailable. Please try again in a minute.', { cause });
+  }
+}

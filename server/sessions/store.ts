@@ -1,0 +1,89 @@
+// Where session data lives: Redis (connect-redis) when REDIS_URL is set,
+// otherwise PostgreSQL (connect-pg-simple) with a clear warning. Redis holds
+// only sessions and rate-limit counters: losing it signs people out, it never
+// loses data. Commands fail fast while Redis is down (no offline queue), so a
+// request that needs a session gets a 503 instead of hanging, and the client
+// reconnects by itself when Redis is back.
+
+import pgSession from 'connect-pg-simple';
+import { RedisStore } from 'connect-redis';
+import session from 'express-session';
+import { createClient, type RedisClientType } from 'redis';
+import type { Pool } from '../../tenancy/db.ts';
+import type { Logger } from '../logger.ts';
+
+export interface SessionBackend {
+  store: session.Store;
+  /** The Redis client, shared with the rate limiter; undefined on the PostgreSQL fallback. */
+  redis: RedisClientType | undefined;
+  /** For /readyz. */
+  check: () => Promise<void>;
+  close(): Promise<void>;
+}
+
+export function connectRedis(url: string, log: Logger): RedisClientType {
+  const client: RedisClientType = createClient({
+    url,
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: 2000,
+      reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2000),
+    },
+  });
+  let down = false;
+  client.on('error', (err: Error) => {
+    if (!down)
+      log.warn('Redis is unreachable; sessions are unavailable until it is back', { error: err.message });
+    down = true;
+  });
+  client.on('ready', () => {
+    if (down) log.info('Redis is reachable again');
+    down = false;
+  });
+  // Not awaited to the end: the server starts (and reports not ready) while Redis is down.
+  client.connect().catch(() => {});
+  return client;
+}
+
+export function createSessionBackend(options: {
+  redisUrl: string | undefined;
+  pool: Pool;
+  idleSeconds: number;
+  log: Logger;
+}): SessionBackend {
+  const { redisUrl, pool, idleSeconds, log } = options;
+  if (redisUrl) {
+    const redis = connectRedis(redisUrl, log);
+    return {
+      store: new RedisStore({ client: redis, prefix: 'enclave:sess:', ttl: idleSeconds }),
+      redis,
+      check: async () => {
+        await redis.ping();
+      },
+      close: async () => {
+        if (redis.isOpen) await redis.close();
+        else redis.destroy();
+      },
+    };
+  }
+  log.warn(
+    'REDIS_URL is not set: sessions are kept in PostgreSQL (fine for one machine; set REDIS_URL in production)',
+  );
+  const PgStore = pgSession(session);
+  const store = new PgStore({
+    pool,
+    schemaName: 'control',
+    tableName: 'http_sessions',
+    createTableIfMissing: false,
+    ttl: idleSeconds,
+    pruneSessionInterval: 15 * 60,
+  });
+  return {
+    store,
+    redis: undefined,
+    check: async () => {},
+    close: async () => {
+      store.close();
+    },
+  };
+}
