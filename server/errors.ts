@@ -29,6 +29,16 @@ export class MfaRequiredError extends AppError {
   }
 }
 
+/** Signed in, but this account must turn on two-step sign-in before it may do anything else. */
+export class MfaEnrolmentRequiredError extends AppError {
+  override name = 'MfaEnrolmentRequiredError';
+  constructor(
+    message = 'Your account must use two-step sign-in. Set it up with an authenticator app to continue.',
+  ) {
+    super(message);
+  }
+}
+
 /** Signed in, but this role or token may not do this. */
 export class ForbiddenError extends AppError {
   override name = 'ForbiddenError';
@@ -68,5 +78,16 @@ export class SessionsUnavailableError extends AppError {
   override name = 'SessionsUnavailableError';
   constructor(cause?: unknown) {
     super('Sign-in is temporarily unavailable. Please try again in a minute.', { cause });
+  }
+}
+
+/** Registration could not create the workspace; nothing was saved. */
+export class ProvisioningFailedError extends AppError {
+  override name = 'ProvisioningFailedError';
+  constructor(cause?: unknown) {
+    super(
+      'We could not create your workspace just now, so nothing was saved. Please try again in a minute.',
+      { cause },
+    );
   }
 }

@@ -18,8 +18,10 @@ import {
   CsrfError,
   ForbiddenError,
   LoginRequiredError,
+  MfaEnrolmentRequiredError,
   MfaRequiredError,
   NotFoundError,
+  ProvisioningFailedError,
   RateLimitedError,
   SessionsUnavailableError,
 } from './errors.ts';
@@ -75,6 +77,9 @@ function appProblem(err: unknown): HttpProblem | undefined {
   if (err instanceof AuthenticationError)
     return { status: 401, code: 'unauthenticated', message: err.message };
   if (err instanceof LoginRequiredError) return { status: 401, code: 'login_required', message: err.message };
+  if (err instanceof MfaEnrolmentRequiredError) {
+    return { status: 403, code: 'mfa_enrolment_required', message: err.message };
+  }
   if (err instanceof CsrfError) return { status: 403, code: 'csrf_failed', message: err.message };
   if (err instanceof ForbiddenError) return { status: 403, code: 'forbidden', message: err.message };
   if (err instanceof NotFoundError) return { status: 404, code: 'not_found', message: err.message };
@@ -86,6 +91,9 @@ function appProblem(err: unknown): HttpProblem | undefined {
       message: err.message,
       details: { retryAfterSeconds: err.retryAfterSeconds },
     };
+  }
+  if (err instanceof ProvisioningFailedError) {
+    return { status: 503, code: 'provisioning_failed', message: err.message };
   }
   if (err instanceof SessionsUnavailableError) {
     return { status: 503, code: 'sessions_unavailable', message: err.message };

@@ -6,7 +6,7 @@ import { DatabaseError } from '../../tenancy/errors.ts';
 import { provisionTenantInTransaction } from '../../tenancy/provision.ts';
 import type { TenantMigration } from '../../tenancy/templates.ts';
 import type { TenantRow } from '../../tenancy/tenant-sql.ts';
-import { AuthenticationError, ConflictError } from '../errors.ts';
+import { AuthenticationError, ConflictError, ProvisioningFailedError } from '../errors.ts';
 import {
   checkPasswordPolicy,
   checkPersonName,
@@ -61,7 +61,7 @@ export async function register(
     });
   } catch (err) {
     if (err instanceof DatabaseError && err.code === '23505') throw new ConflictError(EMAIL_TAKEN);
-    throw err;
+    throw new ProvisioningFailedError(err);
   }
 }
 

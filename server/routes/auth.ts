@@ -2,14 +2,15 @@
 // id (passport's logIn), so a session id known before sign-in is worthless after.
 import type { Request } from 'express';
 import { Router } from 'express';
-import { register } from '../accounts/accounts.ts';
+import { changePassword, register } from '../accounts/accounts.ts';
 import { checkSecondFactor } from '../accounts/mfa.ts';
 import type { UserRow } from '../accounts/users-sql.ts';
 import { csrfToken } from '../auth/csrf.ts';
+import { requireLogin } from '../auth/guards.ts';
 import { principalFromRow } from '../auth/passport.ts';
 import { type Principal, publicUser } from '../auth/principal.ts';
 import { logIn, logOut } from '../auth/session-middleware.ts';
-import { AuthenticationError } from '../errors.ts';
+import { AuthenticationError, ForbiddenError, LoginRequiredError } from '../errors.ts';
 import type { RouteDeps } from './deps.ts';
 
 /** Opens a registry row and a fresh session for `user`. */
@@ -80,8 +81,18 @@ export function authRoutes(deps: RouteDeps): Router {
     res.status(204).end();
   });
 
+  // A password change is a privilege change: the other sessions end and this one gets a new id.
+  router.post('/api/v1/account/password', requireLogin, async (req, res) => {
+    const user = req.user as Express.User;
+    if (user.via !== 'session') throw new ForbiddenError('Sign in with your password to change it.');
+    const { currentPassword, newPassword } = (req.body ?? {}) as Record<string, unknown>;
+    await changePassword(deps.pool, user.userId, currentPassword, newPassword, user.sessionId ?? null);
+    await logIn(req, user);
+    res.json({ csrfToken: csrfToken(req) });
+  });
+
   router.get('/api/v1/me', (req, res) => {
-    if (!req.user) throw new AuthenticationError('Please sign in first.');
+    if (!req.user) throw new LoginRequiredError();
     res.json({ user: publicUser(req.user), tenantId: req.user.tenantId, role: req.user.role });
   });
 

@@ -1,0 +1,110 @@
+// A real Enclave server for HTTP tests: its own database, the real Redis
+// (TEST_REDIS_URL, default redis://127.0.0.1:6379), a captured log.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createClient } from 'redis';
+import request from 'supertest';
+import { loadConfig } from '../../server/config.ts';
+import { type RunningServer, startServer } from '../../server/lifecycle.ts';
+import { createTestDatabase, type TestDatabase } from './database.ts';
+import { type CapturedLog, captureLog } from './log.ts';
+
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Fails loudly when Redis is not there: these tests need the real one. */
+export async function requireRedis(url = TEST_REDIS_URL): Promise<void> {
+  const client = createClient({ url, socket: { connectTimeout: 2000, reconnectStrategy: false } });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (err) {
+    throw new Error(
+      `Redis is not reachable at ${url} (set TEST_REDIS_URL or start redis-server): ${(err as Error).message}`,
+    );
+  } finally {
+    if (client.isOpen) await client.close();
+  }
+}
+
+export interface TestServer {
+  url: string;
+  db: TestDatabase;
+  logs: CapturedLog;
+  server: RunningServer;
+  stop(): Promise<void>;
+}
+
+export async function startTestServer(env: Record<string, string | undefined> = {}): Promise<TestServer> {
+  const redisUrl = 'REDIS_URL' in env ? env.REDIS_URL : TEST_REDIS_URL;
+  if (redisUrl) await requireRedis(redisUrl);
+  const db = await createTestDatabase(2);
+  const logs = captureLog('debug');
+  const loaded = loadConfig({
+    DATABASE_URL: db.url,
+    DATA_DIR: mkdtempSync(path.join(tmpdir(), 'enclave-test-')),
+    SESSION_SECRET: randomBytes(32).toString('hex'),
+    ...env,
+    REDIS_URL: redisUrl,
+  });
+  const config = { ...loaded, PORT: 0 }; // any free port (PORT itself must be 1 to 65535)
+  const server = await startServer(config, { log: logs.log, shutdownGraceMs: 500 });
+  return {
+    url: server.url,
+    db,
+    logs,
+    server,
+    stop: async () => {
+      await server.stop();
+      await db.drop();
+    },
+  };
+}
+
+let counter = 0;
+export function uniqueEmail(prefix = 'person'): string {
+  counter += 1;
+  return `${prefix}.${process.pid}.${counter}.${randomBytes(3).toString('hex')}@example.com`;
+}
+
+export const GOOD_PASSWORD = 'violet-kettle-harbour-92';
+
+export interface SignedIn {
+  agent: request.Agent;
+  csrf: string;
+  email: string;
+  password: string;
+  user: { id: string; tenantId: string | null; role: string };
+}
+
+/** Registers through the JSON API and returns a cookie-keeping agent with its CSRF token. */
+export async function signUp(
+  url: string,
+  overrides: Partial<{ email: string; password: string; displayName: string }> = {},
+): Promise<SignedIn> {
+  const agent = request.agent(url);
+  const email = overrides.email ?? uniqueEmail();
+  const password = overrides.password ?? GOOD_PASSWORD;
+  const res = await agent
+    .post('/api/v1/auth/register')
+    .send({ email, password, displayName: overrides.displayName ?? 'Test Person' })
+    .expect(201);
+  return { agent, csrf: res.body.csrfToken, email, password, user: res.body.user };
+}
+
+/** Signs in an existing account with a new agent (a second device). */
+export async function signIn(
+  url: string,
+  email: string,
+  password: string,
+  extra: Record<string, string> = {},
+): Promise<SignedIn> {
+  const agent = request.agent(url);
+  const res = await agent
+    .post('/api/v1/auth/login')
+    .send({ email, password, ...extra })
+    .expect(200);
+  return { agent, csrf: res.body.csrfToken, email, password, user: res.body.user };
+}
