@@ -142,8 +142,12 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     };
     if (problem.status >= 500) log.error('request failed', { ...fields, error: err });
     else log.debug('request refused', { ...fields, code: problem.code });
-    // Too late to send a body: Express closes the connection.
-    if (res.headersSent) return next(err);
+    // Too late to send a body (e.g. the session store failed while saving after
+    // the response): it is logged above; cut the connection if still open.
+    if (res.headersSent) {
+      if (!res.writableEnded) res.destroy();
+      return;
+    }
     if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
     sendProblem(res, problem);
   };
