@@ -2,9 +2,11 @@
 // drift), 2 bad usage, 78 bad configuration, 130 interrupted.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../server/config.ts';
-import { TenancyError } from '../tenancy/errors.ts';
+import { AppError } from '../server/errors.ts';
+import { InvalidInputError, TenancyError } from '../tenancy/errors.ts';
 import { createCommand, driftCommand, dropCommand, listCommand, migrateCommand } from './tenants.ts';
 import { UsageError } from './usage-error.ts';
+import { createAdminCommand, requireMfaCommand } from './users.ts';
 
 function concurrency(value: string): number {
   const n = Number(value);
@@ -65,6 +67,26 @@ export function buildProgram(): Command {
     .action(async (id, opts) => {
       process.exitCode = await dropCommand(id, opts);
     });
+  const users = program.command('users').description('admin and auditor accounts');
+  users
+    .command('create-admin')
+    .description('create an admin (or auditor) account; the password is typed, or read from stdin when piped')
+    .requiredOption('--email <email>', 'sign-in email')
+    .option('--name <name>', 'display name', 'Administrator')
+    .option('--role <role>', 'admin or auditor', 'admin')
+    .option('--require-mfa', 'must enrol MFA before doing anything else')
+    .addOption(json())
+    .action(async (opts) => {
+      process.exitCode = await createAdminCommand(opts);
+    });
+  users
+    .command('require-mfa')
+    .description('make an admin or auditor enrol MFA before doing anything else (--off to lift it)')
+    .argument('<email>', 'the account')
+    .option('--off', 'no longer require MFA')
+    .action(async (email, opts) => {
+      process.exitCode = await requireMfaCommand(email, opts);
+    });
   return program;
 }
 
@@ -87,7 +109,7 @@ function report(err: unknown): number {
     line(`${err.message.replace(/^error: /, '')} (see --help)`);
     return 2;
   }
-  if (err instanceof UsageError) {
+  if (err instanceof UsageError || err instanceof InvalidInputError) {
     line(err.message);
     return 2;
   }
@@ -95,7 +117,7 @@ function report(err: unknown): number {
     line(`configuration error: ${err.message}`);
     return 78;
   }
-  if (err instanceof TenancyError) {
+  if (err instanceof TenancyError || err instanceof AppError) {
     line(err.message);
     return 1;
   }

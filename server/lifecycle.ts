@@ -13,6 +13,7 @@ import type { Config } from './config.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded-postgres.ts';
 import { databaseCheck } from './health.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { announceSetup } from './routes/setup.ts';
 import { buildWeb } from './web.ts';
 
 export interface RunningServer {
@@ -62,6 +63,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     cleanups.push(() => closeServer(server, options.shutdownGraceMs ?? 10_000));
     const address = baseUrl(server.address() as AddressInfo);
     log.info('listening', { url: address });
+    await announceSetup(pool, config.PUBLIC_URL ?? address, log);
     let stopping: Promise<void> | undefined;
     return { url: address, stop: () => (stopping ??= stopAll()) };
   } catch (err) {

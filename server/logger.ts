@@ -20,8 +20,11 @@ const SECRET_KEY = /password|passwd|secret|token|authorization|cookie|api[-_]?ke
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*):([^\s/@]+)@/gi;
 const MAX_DEPTH = 6;
 
+// Defence in depth: an API token that slips into a message is still masked.
+const API_TOKEN = /\benc_[A-Za-z0-9_-]{20,}/g;
+
 export function redactString(text: string): string {
-  return text.replace(URL_PASSWORD, '$1:***@');
+  return text.replace(URL_PASSWORD, '$1:***@').replace(API_TOKEN, 'enc_***');
 }
 
 /** A copy of value with URL passwords masked and secret-named fields replaced. */

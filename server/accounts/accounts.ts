@@ -1,7 +1,7 @@
 // Registration, sign-in checks and password changes. Registration creates the
 // user and provisions the workspace in ONE transaction: if provisioning fails,
 // no user is left behind, and if the email is taken, no tenant is.
-import { type Pool, run, transaction } from '../../tenancy/db.ts';
+import { type Client, type Pool, run, transaction } from '../../tenancy/db.ts';
 import { DatabaseError } from '../../tenancy/errors.ts';
 import { provisionTenantInTransaction } from '../../tenancy/provision.ts';
 import type { TenantMigration } from '../../tenancy/templates.ts';
@@ -103,9 +103,29 @@ export async function changePassword(
   });
 }
 
+/** Admins and auditors own no workspace; `mfaRequired` makes them enrol MFA before anything else. */
 export async function createPrivilegedUser(
   pool: Pool,
-  input: { email: unknown; password: unknown; displayName: unknown; role: 'admin' | 'auditor' },
+  input: {
+    email: unknown;
+    password: unknown;
+    displayName: unknown;
+    role: 'admin' | 'auditor';
+    mfaRequired?: boolean;
+  },
+): Promise<sql.UserRow> {
+  return transaction(pool, (client) => createPrivilegedUserInTransaction(client, input));
+}
+
+export async function createPrivilegedUserInTransaction(
+  client: Client,
+  input: {
+    email: unknown;
+    password: unknown;
+    displayName: unknown;
+    role: 'admin' | 'auditor';
+    mfaRequired?: boolean;
+  },
 ): Promise<sql.UserRow> {
   const { email, normalized } = normalizeEmail(input.email);
   const displayName = checkPersonName(input.displayName);
@@ -118,11 +138,16 @@ export async function createPrivilegedUser(
     passwordHash,
     role: input.role,
     tenantId: null,
+    mfaRequired: input.mfaRequired ?? false,
   });
+  await client.query('SAVEPOINT create_user');
   try {
-    return (await run<sql.UserRow>(pool, insert)).rows[0] as sql.UserRow;
+    const row = (await client.query<sql.UserRow>(insert)).rows[0] as sql.UserRow;
+    await client.query('RELEASE SAVEPOINT create_user');
+    return row;
   } catch (err) {
-    if (err instanceof DatabaseError && err.code === '23505') throw new ConflictError(EMAIL_TAKEN);
+    await client.query('ROLLBACK TO SAVEPOINT create_user');
+    if ((err as { code?: string }).code === '23505') throw new ConflictError(EMAIL_TAKEN);
     throw err;
   }
 }

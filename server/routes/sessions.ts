@@ -2,25 +2,26 @@
 // end the sessions of any tenant.
 import { Router } from 'express';
 import { isTenantId } from '../../tenancy/identifiers.ts';
-import { requireLogin, requireRole } from '../auth/guards.ts';
+import { requireSessionLogin } from '../auth/bearer.ts';
+import { requireRole } from '../auth/guards.ts';
 import { NotFoundError } from '../errors.ts';
 import type { RouteDeps } from './deps.ts';
 
 export function sessionRoutes(deps: RouteDeps): Router {
   const router = Router();
 
-  router.get('/api/v1/sessions', requireLogin, async (req, res) => {
+  router.get('/api/v1/sessions', requireSessionLogin, async (req, res) => {
     const user = req.user as Express.User;
     res.json({ sessions: await deps.registry.list(user.userId, user.sessionId) });
   });
 
-  router.delete('/api/v1/sessions/:id', requireLogin, async (req, res) => {
+  router.delete('/api/v1/sessions/:id', requireSessionLogin, async (req, res) => {
     const user = req.user as Express.User;
     await deps.registry.revoke(String(req.params.id), user.userId, 'revoked by the user');
     res.status(204).end();
   });
 
-  router.post('/api/v1/sessions/revoke-all', requireLogin, async (req, res) => {
+  router.post('/api/v1/sessions/revoke-all', requireSessionLogin, async (req, res) => {
     const user = req.user as Express.User;
     const ended = await deps.registry.revokeAllOfUser(
       user.userId,
@@ -30,13 +31,18 @@ export function sessionRoutes(deps: RouteDeps): Router {
     res.json({ ended });
   });
 
-  router.get('/api/v1/admin/tenants/:tenantId/sessions', requireRole('admin'), async (req, res) => {
-    const tenantId = String(req.params.tenantId);
-    if (!isTenantId(tenantId)) throw new NotFoundError('No such workspace.');
-    res.json({ sessions: await deps.registry.listForTenant(tenantId) });
-  });
+  router.get(
+    '/api/v1/admin/tenants/:tenantId/sessions',
+    requireSessionLogin,
+    requireRole('admin'),
+    async (req, res) => {
+      const tenantId = String(req.params.tenantId);
+      if (!isTenantId(tenantId)) throw new NotFoundError('No such workspace.');
+      res.json({ sessions: await deps.registry.listForTenant(tenantId) });
+    },
+  );
 
-  router.delete('/api/v1/admin/sessions/:id', requireRole('admin'), async (req, res) => {
+  router.delete('/api/v1/admin/sessions/:id', requireSessionLogin, requireRole('admin'), async (req, res) => {
     await deps.registry.revoke(
       String(req.params.id),
       null,

@@ -1,0 +1,28 @@
+// First-admin setup through the one-time link printed in the log at start.
+import { Router } from 'express';
+import type { Pool } from '../../tenancy/db.ts';
+import { completeSetup, issueSetupToken } from '../accounts/admin-setup.ts';
+import type { Logger } from '../logger.ts';
+import type { RouteDeps } from './deps.ts';
+
+export function setupRoutes(deps: RouteDeps): Router {
+  const router = Router();
+  router.post('/api/v1/setup/admin', async (req, res) => {
+    const { token, email, password, displayName } = (req.body ?? {}) as Record<string, unknown>;
+    const admin = await completeSetup(deps.pool, token, { email, password, displayName });
+    deps.log.info('first admin created', { userId: admin.id });
+    res.status(201).json({ user: { id: admin.id, email: admin.email, role: admin.role } });
+  });
+  return router;
+}
+
+/** Logs a one-time setup link when no admin exists (the only secret we ever log, and it dies on use). */
+export async function announceSetup(pool: Pool, baseUrl: string, log: Logger): Promise<void> {
+  const token = await issueSetupToken(pool);
+  if (!token) return;
+  log.warn(
+    `No admin account exists yet. Create one within an hour at ${baseUrl}/setup/admin?token=${token} ` +
+      '(or run `npx enclave users create-admin`).',
+    { setupLink: true },
+  );
+}
