@@ -1,16 +1,63 @@
-// Second factor at sign-in: a TOTP code from the authenticator app, or one of
-// the ten single-use recovery codes (stored as SHA-256: they are random, so a
-// slow hash buys nothing). Enrolment lives beside this (see mfa routes).
-import { createHash } from 'node:crypto';
-import { verify } from 'otplib';
-import { type Pool, run } from '../../tenancy/db.ts';
-import { AuthenticationError, MfaRequiredError } from '../errors.ts';
+// Second factor: enrolment, sign-in check, recovery codes, turning it off.
+//
+// - Enrolment is two steps: a new secret is stored as *pending* and shown
+//   (QR code + text); only a valid code from it turns MFA on, so a person who
+//   never finishes is not locked out.
+// - A TOTP code is accepted once: the time step of every accepted code is
+//   recorded (control.users.mfa_last_step) and only a later step passes.
+// - Ten recovery codes are made when MFA is turned on and on request; they are
+//   shown once and stored as SHA-256 (they are random, so a slow hash buys
+//   nothing), each usable once.
+import { createHash, randomBytes } from 'node:crypto';
+import { generateSecret, generateURI, verify } from 'otplib';
+import QRCode from 'qrcode';
+import { type Client, type Pool, run, transaction } from '../../tenancy/db.ts';
+import { InvalidInputError } from '../../tenancy/errors.ts';
+import { AuthenticationError, ConflictError, MfaRequiredError } from '../errors.ts';
+import { verifyPassword } from './credentials.ts';
+import * as sql from './mfa-sql.ts';
 import type { UserRow } from './users-sql.ts';
+import { revokeSessionsOfUser } from './users-sql.ts';
+
+export const ISSUER = 'Enclave';
+export const RECOVERY_CODE_COUNT = 10;
+/** One period either side: tolerates a phone clock a little off, and a code typed as it rolls over. */
+const EPOCH_TOLERANCE_SECONDS = 30;
+
+const WRONG_CODE = 'That code is not valid. Check your authenticator app and try again.';
+const REUSED_CODE = 'That code was already used. Wait for the next code in your authenticator app.';
+const NO_CODE = 'Enter the 6-digit code from your authenticator app.';
 
 export const hashRecoveryCode = (code: string) =>
   createHash('sha256').update(code.replace(/[\s-]/g, '').toLowerCase()).digest();
 
-/** Passes if the user has no second factor or `code` is a valid TOTP or unused recovery code. */
+// 32 symbols without 0/o, 1/l: easy to read off paper. 10 symbols = 50 bits.
+const ALPHABET = 'abcdefghijkmnpqrstuvwxyz23456789';
+
+/** Ten fresh codes like `k7m2q-x9d4f`; never six digits, so they cannot be taken for a TOTP code. */
+export function newRecoveryCodes(count = RECOVERY_CODE_COUNT): string[] {
+  return Array.from({ length: count }, () => {
+    const chars = [...randomBytes(10)].map((b) => ALPHABET[b & 31]).join('');
+    return `${chars.slice(0, 5)}-${chars.slice(5)}`;
+  });
+}
+
+export interface MfaSetup {
+  /** Base32 secret, for typing into an app that cannot scan. */
+  secret: string;
+  otpauthUrl: string;
+  /** The otpauth URL as an SVG QR code: markup only, no script or style. */
+  qrSvg: string;
+}
+
+export interface MfaStatus {
+  enabled: boolean;
+  required: boolean;
+  pending: boolean;
+  recoveryCodesLeft: number;
+}
+
+/** Passes if the user has no second factor or `code` is a valid, unused TOTP or recovery code. */
 export async function checkSecondFactor(
   pool: Pool,
   user: UserRow,
@@ -18,19 +65,152 @@ export async function checkSecondFactor(
 ): Promise<'none' | 'totp' | 'recovery'> {
   if (!user.mfa_enabled_at || !user.mfa_secret) return 'none';
   if (typeof code !== 'string' || code.trim() === '') throw new MfaRequiredError();
+  return consumeCode(pool, user.id, user.mfa_secret, code);
+}
+
+export async function mfaStatus(pool: Pool, userId: string): Promise<MfaStatus> {
+  const user = await stateOf(pool, userId);
+  const left = await run<{ n: number }>(pool, sql.unusedRecoveryCodes(userId));
+  return {
+    enabled: user.mfa_enabled_at !== null,
+    required: user.mfa_required,
+    pending: user.mfa_pending_secret !== null,
+    recoveryCodesLeft: user.mfa_enabled_at ? (left.rows[0]?.n ?? 0) : 0,
+  };
+}
+
+/** Step 1: a new pending secret (replacing any earlier unfinished one) and its QR code. */
+export async function startEnrolment(pool: Pool, userId: string): Promise<MfaSetup> {
+  const user = await stateOf(pool, userId);
+  if (user.mfa_enabled_at) throw alreadyOn();
+  const secret = generateSecret();
+  const stored = await run(pool, sql.setPendingSecret(userId, secret));
+  if (!stored.rowCount) throw alreadyOn();
+  const otpauthUrl = generateURI({ issuer: ISSUER, label: user.email, secret });
+  const qrSvg = await QRCode.toString(otpauthUrl, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+  return { secret, otpauthUrl, qrSvg };
+}
+
+/**
+ * Step 2: a valid code from the pending secret turns MFA on. Returns the
+ * recovery codes (the only time they exist in clear). Every other session of
+ * the user ends: they were opened without the second factor.
+ */
+export async function confirmEnrolment(
+  pool: Pool,
+  userId: string,
+  code: unknown,
+  keepSessionId: string | null,
+): Promise<string[]> {
+  const token = totpInput(code);
+  return transaction(pool, async (client) => {
+    const user = await lockedStateOf(client, userId);
+    if (user.mfa_enabled_at) throw alreadyOn();
+    if (!user.mfa_pending_secret) {
+      throw new ConflictError(
+        'Start setting up two-step sign-in first: the setup was not started or has ended.',
+      );
+    }
+    const step = await totpStep(user.mfa_pending_secret, token);
+    if (step === undefined) throw new AuthenticationError(WRONG_CODE);
+    await client.query(sql.activateMfa(userId, step));
+    await client.query(revokeSessionsOfUser(userId, keepSessionId, 'two-step sign-in turned on'));
+    return replaceRecoveryCodes(client, userId);
+  });
+}
+
+/** Turns MFA off; needs the password and a current code (TOTP or recovery code). */
+export async function disableMfa(
+  pool: Pool,
+  userId: string,
+  password: unknown,
+  code: unknown,
+): Promise<void> {
+  if (typeof code !== 'string' || code.trim() === '') throw new InvalidInputError(NO_CODE);
+  const user = await stateOf(pool, userId);
+  if (!user.mfa_enabled_at) throw notOn();
+  // One message for either mistake: this must not tell a session thief which half was right.
+  const ok = await verifyPassword(user.password_hash, typeof password === 'string' ? password : '');
+  if (!ok) throw new AuthenticationError('The password or the code is incorrect.');
+  await transaction(pool, async (client) => {
+    const locked = await lockedStateOf(client, userId);
+    if (!locked.mfa_enabled_at || !locked.mfa_secret) throw notOn();
+    await consumeCode(client, userId, locked.mfa_secret, code, 'The password or the code is incorrect.');
+    await client.query(sql.deactivateMfa(userId));
+    await client.query(sql.deleteRecoveryCodes(userId));
+  });
+}
+
+/** New recovery codes (the old ones stop working); needs a current code. */
+export async function regenerateRecoveryCodes(pool: Pool, userId: string, code: unknown): Promise<string[]> {
+  if (typeof code !== 'string' || code.trim() === '') throw new InvalidInputError(NO_CODE);
+  return transaction(pool, async (client) => {
+    const user = await lockedStateOf(client, userId);
+    if (!user.mfa_enabled_at || !user.mfa_secret) throw notOn();
+    await consumeCode(client, userId, user.mfa_secret, code);
+    return replaceRecoveryCodes(client, userId);
+  });
+}
+
+// --- pieces -------------------------------------------------------------------
+
+/**
+ * Accepts `code` once: a TOTP code whose time step is later than any accepted
+ * before, or an unused recovery code (then marked used). Throws otherwise.
+ */
+async function consumeCode(
+  db: Pool | Client,
+  userId: string,
+  secret: string,
+  code: string,
+  wrong = WRONG_CODE,
+): Promise<'totp' | 'recovery'> {
   const compact = code.replace(/\s/g, '');
   if (/^\d{6}$/.test(compact)) {
-    const result = await verify({ secret: user.mfa_secret, token: compact, epochTolerance: 30 });
-    if (result.valid) return 'totp';
-  } else if (compact.length <= 64) {
-    const used = await run(pool, {
-      text: `UPDATE control.recovery_codes SET used_at = now()
-              WHERE id = (SELECT id FROM control.recovery_codes
-                           WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL LIMIT 1 FOR UPDATE)
-              RETURNING id`,
-      values: [user.id, hashRecoveryCode(compact)],
-    });
+    const step = await totpStep(secret, compact);
+    if (step === undefined) throw new AuthenticationError(wrong);
+    const claimed = await run(db, sql.claimTimeStep(userId, step));
+    if (!claimed.rowCount) throw new AuthenticationError(REUSED_CODE);
+    return 'totp';
+  }
+  if (compact.length <= 64) {
+    const used = await run(db, sql.useRecoveryCode(userId, hashRecoveryCode(compact)));
     if (used.rowCount) return 'recovery';
   }
-  throw new AuthenticationError('That code is not valid. Check your authenticator app and try again.');
+  throw new AuthenticationError(wrong);
 }
+
+/** The time step `token` belongs to under `secret`, or undefined if it matches none in the window. */
+async function totpStep(secret: string, token: string): Promise<number | undefined> {
+  const result = await verify({ secret, token, epochTolerance: EPOCH_TOLERANCE_SECONDS });
+  return result.valid && 'timeStep' in result ? result.timeStep : undefined;
+}
+
+function totpInput(code: unknown): string {
+  const compact = typeof code === 'string' ? code.replace(/\s/g, '') : '';
+  if (!/^\d{6}$/.test(compact)) throw new InvalidInputError(NO_CODE);
+  return compact;
+}
+
+async function replaceRecoveryCodes(client: Client, userId: string): Promise<string[]> {
+  const codes = newRecoveryCodes();
+  await client.query(sql.deleteRecoveryCodes(userId));
+  await client.query(sql.insertRecoveryCodes(userId, codes.map(hashRecoveryCode)));
+  return codes;
+}
+
+async function stateOf(pool: Pool, userId: string): Promise<sql.MfaStateRow> {
+  const row = (await run<sql.MfaStateRow>(pool, sql.mfaState(userId))).rows[0];
+  if (!row) throw new AuthenticationError('Please sign in again.');
+  return row;
+}
+
+async function lockedStateOf(client: Client, userId: string): Promise<sql.MfaStateRow> {
+  const row = (await run<sql.MfaStateRow>(client, sql.mfaStateForUpdate(userId))).rows[0];
+  if (!row) throw new AuthenticationError('Please sign in again.');
+  return row;
+}
+
+const alreadyOn = () =>
+  new ConflictError('Two-step sign-in is already on. Turn it off first to set up a new authenticator.');
+const notOn = () => new ConflictError('Two-step sign-in is not on for this account.');

@@ -1,0 +1,87 @@
+// Two-step sign-in for a signed-in person: status, enrol (setup, then enable
+// with a first code), turn off, new recovery codes. Turning it on or off is a
+// privilege change: the session gets a new id and a new CSRF token. Only a
+// browser session may do this, never an API token.
+import { type Request, type RequestHandler, type Response, Router } from 'express';
+import {
+  confirmEnrolment,
+  disableMfa,
+  mfaStatus,
+  regenerateRecoveryCodes,
+  startEnrolment,
+} from '../accounts/mfa.ts';
+import { csrfToken } from '../auth/csrf.ts';
+import { requireLogin } from '../auth/guards.ts';
+import { publicUser } from '../auth/principal.ts';
+import { logIn } from '../auth/session-middleware.ts';
+import { ForbiddenError } from '../errors.ts';
+import type { RouteDeps } from './deps.ts';
+
+/** Secrets and recovery codes must not be kept by any cache. */
+const noStore: RequestHandler = (_req, res, next) => {
+  res.set('Cache-Control', 'no-store');
+  next();
+};
+
+const sessionOnly: RequestHandler = (req, _res, next) => {
+  next(
+    req.user?.via === 'session'
+      ? undefined
+      : new ForbiddenError(
+          'Two-step sign-in is managed from a signed-in browser session, not with an API token.',
+        ),
+  );
+};
+
+function body(req: Request): Record<string, unknown> {
+  return (req.body ?? {}) as Record<string, unknown>;
+}
+
+/** Same login, new session id (passport regenerates it), principal updated; answers the new CSRF token. */
+async function renewSession(req: Request, res: Response, mfaEnabled: boolean, extra: object = {}) {
+  const principal = { ...(req.user as Express.User), mfaEnabled };
+  await logIn(req, principal);
+  res.json({ ...extra, user: publicUser(principal), csrfToken: csrfToken(req) });
+}
+
+export function mfaRoutes(deps: RouteDeps): Router {
+  const router = Router();
+  const guard = [requireLogin, sessionOnly, noStore];
+
+  router.get('/api/v1/mfa', ...guard, async (req, res) => {
+    res.json(await mfaStatus(deps.pool, (req.user as Express.User).userId));
+  });
+
+  router.post('/api/v1/mfa/setup', ...guard, async (req, res) => {
+    res.json(await startEnrolment(deps.pool, (req.user as Express.User).userId));
+  });
+
+  router.post('/api/v1/mfa/enable', ...guard, async (req, res) => {
+    const user = req.user as Express.User;
+    const recoveryCodes = await confirmEnrolment(
+      deps.pool,
+      user.userId,
+      body(req).code,
+      user.sessionId ?? null,
+    );
+    deps.log.info('mfa enabled', { userId: user.userId });
+    await renewSession(req, res, true, { recoveryCodes });
+  });
+
+  router.post('/api/v1/mfa/disable', ...guard, async (req, res) => {
+    const user = req.user as Express.User;
+    const { password, code } = body(req);
+    await disableMfa(deps.pool, user.userId, password, code);
+    deps.log.info('mfa disabled', { userId: user.userId });
+    await renewSession(req, res, false);
+  });
+
+  router.post('/api/v1/mfa/recovery-codes', ...guard, async (req, res) => {
+    const user = req.user as Express.User;
+    const recoveryCodes = await regenerateRecoveryCodes(deps.pool, user.userId, body(req).code);
+    deps.log.info('mfa recovery codes regenerated', { userId: user.userId });
+    res.json({ recoveryCodes });
+  });
+
+  return router;
+}
