@@ -1,0 +1,223 @@
+// Per-account sign-in throttling: a growing delay, then a temporary lockout.
+//
+// The account is the sign-in email, normalised as the accounts code does and
+// HMAC'd with the deployment's secret: Redis never holds an email, and a known
+// and an unknown email are treated exactly alike (same key shape, same work,
+// same answers), so throttling reveals nothing about which accounts exist.
+//
+// Every attempt is counted when it STARTS, in one atomic step with the check,
+// and a success clears the count when the response is sent. Counting failures
+// afterwards would let a burst of parallel guesses all pass the check before
+// the first one is recorded. While a delay or lockout runs, the attempt is
+// refused before the password is even looked at, so a right guess then is
+// worth nothing.
+//
+// Redis errors refuse the attempt (503): a guess is never let through unthrottled.
+import { createHmac } from 'node:crypto';
+import type { Request, RequestHandler, Response } from 'express';
+import type { RedisClientType } from 'redis';
+import { normalizeEmail } from '../accounts/credentials.ts';
+import { RateLimitedError, SessionsUnavailableError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { LockoutPolicy } from './options.ts';
+
+export type Attempt = { allowed: true; failures: number } | { allowed: false; retryAfterMs: number };
+
+/** Where attempt counts live: Redis (shared by every instance) or this process (single instance only). */
+export interface AttemptCounter {
+  /** Refuses while a delay or lockout runs; otherwise counts this attempt and arms the wait after it. */
+  attempt(key: string): Promise<Attempt>;
+  /** A success: forget the account's failures. */
+  reset(key: string): Promise<void>;
+}
+
+/**
+ * The wait armed after the n-th consecutive failure is `schedule[n - 1]`
+ * (the last entry repeats): zeros, then doubling delays, then the lockout.
+ */
+export function lockoutSchedule(policy: LockoutPolicy): number[] {
+  const schedule: number[] = [];
+  for (let n = 1; n < policy.lockoutAfter; n++) {
+    const step = n - policy.freeFailures - 1;
+    schedule.push(step < 0 ? 0 : Math.min(policy.baseDelayMs * 2 ** step, policy.maxDelayMs));
+  }
+  schedule.push(policy.lockoutMs);
+  return schedule.map((ms) => Math.round(ms));
+}
+
+export function waitAfter(schedule: readonly number[], failures: number): number {
+  if (failures < 1) return 0;
+  return schedule[Math.min(failures, schedule.length) - 1] ?? 0;
+}
+
+// KEYS: count, block. ARGV: forgetAfterMs, then the schedule.
+// Returns {failures, 0} when allowed, {0, retryAfterMs} when refused.
+const ATTEMPT_SCRIPT = `
+local wait = redis.call('PTTL', KEYS[2])
+if wait > 0 then return {0, wait} end
+local n = redis.call('INCR', KEYS[1])
+local delay = tonumber(ARGV[math.min(n, #ARGV - 1) + 1])
+redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[1]), delay))
+if delay > 0 then redis.call('SET', KEYS[2], '1', 'PX', delay) end
+return {n, 0}
+`;
+
+export class RedisAttemptCounter implements AttemptCounter {
+  readonly #redis: RedisClientType;
+  readonly #prefix: string;
+  readonly #args: string[];
+
+  constructor(redis: RedisClientType, prefix: string, policy: LockoutPolicy) {
+    this.#redis = redis;
+    this.#prefix = prefix;
+    this.#args = [policy.forgetAfterMs, ...lockoutSchedule(policy)].map(String);
+  }
+
+  // The hash tag {key} keeps both keys in one slot on a Redis Cluster.
+  #keys(key: string): [string, string] {
+    return [`${this.#prefix}acct:{${key}}:n`, `${this.#prefix}acct:{${key}}:wait`];
+  }
+
+  async attempt(key: string): Promise<Attempt> {
+    const reply = await this.#redis.sendCommand([
+      'EVAL',
+      ATTEMPT_SCRIPT,
+      '2',
+      ...this.#keys(key),
+      ...this.#args,
+    ]);
+    if (!Array.isArray(reply) || reply.length !== 2)
+      throw new Error('unexpected reply from the lockout script');
+    const [failures, wait] = reply.map(Number) as [number, number];
+    return wait > 0 ? { allowed: false, retryAfterMs: wait } : { allowed: true, failures };
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.#redis.del(this.#keys(key));
+  }
+}
+
+/** Without Redis (PostgreSQL sessions): counts in this process only, so only right for a single instance. */
+export class MemoryAttemptCounter implements AttemptCounter {
+  readonly #entries = new Map<string, { failures: number; waitUntil: number; forgetAt: number }>();
+  readonly #schedule: number[];
+  readonly #forgetAfterMs: number;
+  readonly #now: () => number;
+
+  constructor(policy: LockoutPolicy, now: () => number = Date.now) {
+    this.#schedule = lockoutSchedule(policy);
+    this.#forgetAfterMs = policy.forgetAfterMs;
+    this.#now = now;
+  }
+
+  async attempt(key: string): Promise<Attempt> {
+    const now = this.#now();
+    if (this.#entries.size > 10_000) this.#prune(now);
+    const live = this.#entries.get(key);
+    const entry = live && live.forgetAt > now ? live : { failures: 0, waitUntil: 0, forgetAt: 0 };
+    if (entry.waitUntil > now) return { allowed: false, retryAfterMs: entry.waitUntil - now };
+    entry.failures += 1;
+    const delay = waitAfter(this.#schedule, entry.failures);
+    entry.waitUntil = now + delay;
+    entry.forgetAt = now + Math.max(this.#forgetAfterMs, delay);
+    this.#entries.set(key, entry);
+    return { allowed: true, failures: entry.failures };
+  }
+
+  async reset(key: string): Promise<void> {
+    this.#entries.delete(key);
+  }
+
+  #prune(now: number): void {
+    for (const [key, entry] of this.#entries) if (entry.forgetAt <= now) this.#entries.delete(key);
+  }
+}
+
+/** The Redis-safe key of an account: HMAC of the normalised email; undefined if it is not an email at all. */
+export function accountKey(secret: string, rawEmail: unknown): string | undefined {
+  let normalized: string;
+  try {
+    normalized = normalizeEmail(rawEmail).normalized;
+  } catch {
+    return undefined; // no account can match it: the sign-in fails whatever the password
+  }
+  return createHmac('sha256', secret).update(normalized).digest('base64url').slice(0, 32);
+}
+
+/**
+ * The email a sign-in request names, exactly where passport-local looks: the
+ * body's field, else the query string's. Reading only the body would let
+ * `?email=` slip past the lockout.
+ */
+export function signInEmail(req: Request): unknown {
+  const body = req.body as Record<string, unknown> | undefined;
+  const query = req.query as Record<string, unknown> | undefined;
+  return body?.email || query?.email;
+}
+
+/**
+ * A sign-in succeeded when the request ended signed in as the account it
+ * named. The status alone is not enough: a page may answer a failed form with
+ * 200, and a person already signed in keeps `req.user` through a failed attempt
+ * on another account.
+ */
+export function signedInAs(req: Request, res: Response, rawEmail: unknown): boolean {
+  if (res.statusCode >= 400 || !req.user || typeof rawEmail !== 'string') return false;
+  return req.user.email.trim().toLowerCase() === rawEmail.trim().toLowerCase();
+}
+
+export function accountLockout(options: {
+  counter: AttemptCounter;
+  secret: string;
+  log: Logger;
+}): RequestHandler {
+  const { counter, secret, log } = options;
+  return async (req, res, next) => {
+    const email = signInEmail(req);
+    const key = accountKey(secret, email);
+    if (!key) return next();
+    let attempt: Attempt;
+    try {
+      attempt = await counter.attempt(key);
+    } catch (err) {
+      return next(new SessionsUnavailableError(err));
+    }
+    if (!attempt.allowed) {
+      return next(
+        new RateLimitedError(Math.max(1, Math.ceil(attempt.retryAfterMs / 1000)), 'failed sign-ins'),
+      );
+    }
+    res.once('finish', () => {
+      if (!signedInAs(req, res, email)) return;
+      counter.reset(key).catch((err: unknown) => {
+        log.warn('could not clear the sign-in failures of an account', { error: (err as Error).message });
+      });
+    });
+    next();
+  };
+}
+
+/**
+ * For second steps that name no email (the sign-in page's code form): when
+ * the request ends signed in, the account's failures are cleared as after any
+ * successful sign-in. Without this, every MFA sign-in through the pages would
+ * leave its password step counted as a failure.
+ */
+export function clearOnSignIn(options: {
+  counter: AttemptCounter;
+  secret: string;
+  log: Logger;
+}): RequestHandler {
+  const { counter, secret, log } = options;
+  return (req, res, next) => {
+    res.once('finish', () => {
+      if (res.statusCode >= 400 || req.user?.via !== 'session') return;
+      const key = accountKey(secret, req.user.email);
+      if (!key) return;
+      counter.reset(key).catch((err: unknown) => {
+        log.warn('could not clear the sign-in failures of an account', { error: (err as Error).message });
+      });
+    });
+    next();
+  };
+}
