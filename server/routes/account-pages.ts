@@ -1,0 +1,201 @@
+// The account pages: where you are signed in (revoke one, or all others),
+// password, two-step sign-in (set up, new recovery codes, turn off) and API
+// tokens. Secrets shown once (recovery codes, a new token) are rendered in the
+// answer to the POST itself, never kept in the session for a redirect.
+import { type Request, type Response, Router } from 'express';
+import { InvalidInputError } from '../../tenancy/errors.ts';
+import { changePassword } from '../accounts/accounts.ts';
+import { createToken, listTokens, revokeToken } from '../accounts/api-tokens.ts';
+import {
+  confirmEnrolment,
+  disableMfa,
+  mfaStatus,
+  regenerateRecoveryCodes,
+  startEnrolment,
+} from '../accounts/mfa.ts';
+import { logIn } from '../auth/session-middleware.ts';
+import { ForbiddenError, NotFoundError } from '../errors.ts';
+import { flash, render } from '../views.ts';
+import type { RouteDeps } from './deps.ts';
+import { field, formProblem, requirePageUser, signedIn } from './page-forms.ts';
+
+const ROLE_LABELS = { user: 'Workspace owner', auditor: 'Auditor', admin: 'Administrator' } as const;
+
+export function accountPages(deps: RouteDeps): Router {
+  const router = Router();
+
+  async function showAccount(req: Request, res: Response, extra: Record<string, unknown>, status = 200) {
+    const user = requirePageUser(req);
+    const [sessions, mfa, tokens] = await Promise.all([
+      deps.registry.list(user.userId, user.sessionId),
+      mfaStatus(deps.pool, user.userId),
+      user.role === 'user' ? listTokens(deps.pool, user.userId) : Promise.resolve(null),
+    ]);
+    // This device first, then the most recently used.
+    sessions.sort(
+      (a, b) => Number(b.current) - Number(a.current) || +new Date(b.lastSeenAt) - +new Date(a.lastSeenAt),
+    );
+    const data = { title: 'Account', roleLabel: ROLE_LABELS[user.role], sessions, mfa, tokens };
+    render(res, 'account', { tokenValues: {}, ...data, ...extra }, status);
+  }
+
+  /** Same login under a new session id: turning MFA on or off is a privilege change. */
+  async function renewSession(req: Request, user: Express.User, mfaEnabled: boolean) {
+    await logIn(req, { ...user, mfaEnabled });
+  }
+
+  router.get('/account', async (req, res) => {
+    if (!signedIn(req)) return res.redirect(303, '/login');
+    await showAccount(req, res, {});
+  });
+
+  // --- Password ---------------------------------------------------------
+
+  router.post('/account/password', async (req, res) => {
+    const user = requirePageUser(req);
+    try {
+      const next = field(req, 'newPassword');
+      if (next !== field(req, 'confirmPassword')) {
+        throw new InvalidInputError('The two new passwords are not the same.');
+      }
+      const current = field(req, 'currentPassword');
+      await changePassword(deps.pool, user.userId, current, next, user.sessionId ?? null);
+      // A privilege change: this session continues under a new id.
+      await logIn(req, user);
+    } catch (err) {
+      const problem = formProblem(res, err);
+      return showAccount(req, res, { passwordError: problem.message }, problem.status);
+    }
+    flash(req, 'success', 'Your password has been changed. Every other session has been signed out.');
+    res.redirect(303, '/account');
+  });
+
+  // --- Sessions ---------------------------------------------------------
+
+  router.post('/account/sessions/revoke-all', async (req, res) => {
+    const user = requirePageUser(req);
+    const keep = user.sessionId ?? null;
+    const ended = await deps.registry.revokeAllOfUser(user.userId, keep, 'signed out everywhere');
+    const text = ended === 1 ? 'Signed out of 1 other session.' : `Signed out of ${ended} other sessions.`;
+    flash(req, 'success', text);
+    res.redirect(303, '/account');
+  });
+
+  router.post('/account/sessions/:id/revoke', async (req, res) => {
+    const user = requirePageUser(req);
+    try {
+      await deps.registry.revoke(String(req.params.id), user.userId, 'revoked by the user');
+      flash(req, 'success', 'That session has been signed out.');
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      flash(req, 'info', 'That session had already ended.');
+    }
+    res.redirect(303, '/account');
+  });
+
+  // --- Two-step sign-in (MFA) -------------------------------------------
+  // These paths stay open to an account that must enrol first (auth/mfa-gate.ts).
+
+  router.get('/account/mfa', async (req, res) => {
+    const user = signedIn(req);
+    if (!user) return res.redirect(303, '/login');
+    const mfa = await mfaStatus(deps.pool, user.userId);
+    if (mfa.enabled) return res.redirect(303, '/account#mfa-title');
+    render(res, 'mfa', { title: 'Two-step sign-in', mfa });
+  });
+
+  router.post('/account/mfa/setup', async (req, res) => {
+    const user = requirePageUser(req);
+    try {
+      const setup = await startEnrolment(deps.pool, user.userId);
+      render(res, 'mfa-setup', { title: 'Set up two-step sign-in', setup });
+    } catch (err) {
+      const problem = formProblem(res, err);
+      flash(req, 'error', problem.message);
+      res.redirect(303, '/account');
+    }
+  });
+
+  router.post('/account/mfa/enable', async (req, res) => {
+    const user = requirePageUser(req);
+    let recoveryCodes: string[];
+    try {
+      recoveryCodes = await confirmEnrolment(
+        deps.pool,
+        user.userId,
+        field(req, 'code'),
+        user.sessionId ?? null,
+      );
+      await renewSession(req, user, true);
+    } catch (err) {
+      const problem = formProblem(res, err);
+      // The QR code is not shown again: the app already holds the secret, and a new one would void it.
+      const data = { title: 'Set up two-step sign-in', setup: null, error: problem.message };
+      return render(res, 'mfa-setup', data, problem.status);
+    }
+    deps.log.info('mfa enabled', { userId: user.userId });
+    render(res, 'mfa-codes', { title: 'Your recovery codes', recoveryCodes, justEnabled: true });
+  });
+
+  router.post('/account/mfa/recovery-codes', async (req, res) => {
+    const user = requirePageUser(req);
+    let recoveryCodes: string[];
+    try {
+      recoveryCodes = await regenerateRecoveryCodes(deps.pool, user.userId, field(req, 'code'));
+    } catch (err) {
+      const problem = formProblem(res, err);
+      return showAccount(req, res, { mfaError: problem.message }, problem.status);
+    }
+    deps.log.info('mfa recovery codes regenerated', { userId: user.userId });
+    render(res, 'mfa-codes', { title: 'Your recovery codes', recoveryCodes, justEnabled: false });
+  });
+
+  router.post('/account/mfa/disable', async (req, res) => {
+    const user = requirePageUser(req);
+    try {
+      await disableMfa(deps.pool, user.userId, field(req, 'password'), field(req, 'code'));
+      await renewSession(req, user, false);
+    } catch (err) {
+      const problem = formProblem(res, err);
+      return showAccount(req, res, { mfaError: problem.message }, problem.status);
+    }
+    deps.log.info('mfa disabled', { userId: user.userId });
+    flash(req, 'success', 'Two-step sign-in is off. Your password alone now signs you in.');
+    res.redirect(303, '/account');
+  });
+
+  // --- API tokens -------------------------------------------------------
+
+  function requireOwner(req: Request): Express.User {
+    const user = requirePageUser(req);
+    if (user.role !== 'user') throw new ForbiddenError('Only workspace owners have API tokens.');
+    return user;
+  }
+
+  router.post('/account/tokens', async (req, res) => {
+    const user = requireOwner(req);
+    const tokenValues = { name: field(req, 'name'), scope: field(req, 'scope') };
+    try {
+      const created = await createToken(deps.pool, user.userId, tokenValues);
+      // Shown in this answer only (render sets no-store): the secret is not stored anywhere.
+      await showAccount(req, res, { newToken: created });
+    } catch (err) {
+      const problem = formProblem(res, err);
+      return showAccount(req, res, { tokenError: problem.message, tokenValues }, problem.status);
+    }
+  });
+
+  router.post('/account/tokens/:id/revoke', async (req, res) => {
+    const user = requireOwner(req);
+    try {
+      await revokeToken(deps.pool, user.userId, String(req.params.id));
+      flash(req, 'success', 'That API token has been revoked. Scripts using it can no longer get in.');
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      flash(req, 'info', 'That API token had already been revoked.');
+    }
+    res.redirect(303, '/account');
+  });
+
+  return router;
+}

@@ -1,0 +1,42 @@
+// What every page handler needs: form fields as strings, who is signed in, and
+// how a failed form is shown again. Forms post a hidden _csrf field, checked by
+// the global CSRF middleware before any of this runs.
+import type { Request, Response } from 'express';
+import { ForbiddenError, LoginRequiredError, RateLimitedError } from '../errors.ts';
+import { type HttpProblem, problemFor } from '../http-errors.ts';
+import { sentence } from '../views.ts';
+
+/** A form field as a string ('' when missing, repeated or not text). */
+export function field(req: Request, name: string): string {
+  const value = (req.body as Record<string, unknown> | undefined)?.[name];
+  return typeof value === 'string' ? value : '';
+}
+
+/**
+ * What to tell a person whose form failed, with the status the API would use;
+ * or rethrow: internal failures and an unreachable session store go on to the
+ * error handler (showing a form again needs a session for its token).
+ */
+export function formProblem(res: Response, err: unknown): HttpProblem {
+  const problem = problemFor(err);
+  if (problem.code === 'internal_error' || problem.code === 'sessions_unavailable') throw err;
+  if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
+  return { ...problem, message: sentence(problem.message) };
+}
+
+/** The signed-in person, for pages: browser sessions only (API tokens are for /api). */
+export function signedIn(req: Request): Express.User | undefined {
+  return req.user?.via === 'session' ? req.user : undefined;
+}
+
+/** For form posts: the signed-in person, or a 401/403 page. */
+export function requirePageUser(req: Request): Express.User {
+  const user = signedIn(req);
+  if (user) return user;
+  throw req.user ? new ForbiddenError('Pages need a signed-in browser session.') : new LoginRequiredError();
+}
+
+/** Where a signed-in person starts: enrolment first when their account requires MFA and has none. */
+export function homeOf(user: Express.User): string {
+  return user.mfaRequired && !user.mfaEnabled ? '/account/mfa' : '/account';
+}

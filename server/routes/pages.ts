@@ -1,0 +1,173 @@
+// The pages people use to get in and out: register, sign in (with the second
+// step when the account has MFA) and sign out; the account pages are in
+// account-pages.ts. They call the same services as the JSON API. After success
+// they redirect (post/redirect/get); after a failure a person can fix, the form
+// comes back with the message and what was typed, never a password.
+import { type Request, Router } from 'express';
+import { InvalidInputError } from '../../tenancy/errors.ts';
+import { findUser, register } from '../accounts/accounts.ts';
+import { checkSecondFactor } from '../accounts/mfa.ts';
+import { logOut } from '../auth/session-middleware.ts';
+import { MfaRequiredError } from '../errors.ts';
+import { flash, render } from '../views.ts';
+import { accountPages } from './account-pages.ts';
+import { authenticateLocal, startSession } from './auth.ts';
+import type { RouteDeps } from './deps.ts';
+import { field, formProblem, homeOf, signedIn } from './page-forms.ts';
+
+/** A correct password, waiting for the second factor. Never a signed-in session. */
+interface PendingMfa {
+  userId: string;
+  startedAt: number;
+  attempts: number;
+}
+
+declare module 'express-session' {
+  interface SessionData {
+    pendingMfa?: PendingMfa;
+  }
+}
+
+const PENDING_MFA_MS = 5 * 60_000;
+/** Wrong codes before the password must be typed again (the rate limiter counts them too). */
+const PENDING_MFA_ATTEMPTS = 5;
+
+// A fixed set of notices a redirect may ask for: never text taken from the URL.
+const NOTICES: Record<string, string> = {
+  'signed-out': 'You have signed out.',
+  'mfa-expired': 'That took too long or too many tries. Please sign in again.',
+};
+
+export function pageRoutes(deps: RouteDeps): Router {
+  const router = Router();
+
+  // Today's home is the account page; the workspace pages come later.
+  router.get('/', (req, res) => {
+    const user = signedIn(req);
+    res.redirect(303, user ? homeOf(user) : '/login');
+  });
+
+  // --- Register ---------------------------------------------------------
+
+  router.get('/register', (req, res) => {
+    if (signedIn(req)) return res.redirect(303, '/');
+    render(res, 'register', { title: 'Create account', values: {} });
+  });
+
+  router.post('/register', async (req, res) => {
+    const values = { email: field(req, 'email'), displayName: field(req, 'displayName') };
+    let name: string;
+    try {
+      const password = req.body?.password;
+      const { user } = await register(deps.pool, { ...values, password }, deps.migrations);
+      await startSession(deps, req, user);
+      name = user.display_name;
+    } catch (err) {
+      const problem = formProblem(res, err);
+      const data = { title: 'Create account', values, error: problem.message };
+      return render(res, 'register', data, problem.status);
+    }
+    flash(req, 'success', `Welcome, ${name}. Your workspace is ready.`);
+    res.redirect(303, '/');
+  });
+
+  // --- Sign in ----------------------------------------------------------
+
+  router.get('/login', (req, res) => {
+    if (signedIn(req)) return res.redirect(303, '/');
+    const notice = NOTICES[String(req.query.notice ?? '')];
+    const messages = notice ? [{ kind: 'info', text: notice }] : [];
+    render(res, 'login', { title: 'Sign in', values: {}, messages });
+  });
+
+  router.post('/login', async (req, res) => {
+    const values = { email: field(req, 'email') };
+    try {
+      const user = await authenticateLocal(deps, req);
+      try {
+        // No code yet: passes for accounts without a second factor.
+        await checkSecondFactor(deps.pool, user, undefined);
+      } catch (err) {
+        if (!(err instanceof MfaRequiredError)) throw err;
+        // A fresh session id, so a session planted before the password step
+        // cannot be used to finish someone else's sign-in with just a code.
+        await regenerate(req);
+        req.session.pendingMfa = { userId: user.id, startedAt: Date.now(), attempts: 0 };
+        return res.redirect(303, '/login/mfa');
+      }
+      const principal = await startSession(deps, req, user);
+      res.redirect(303, homeOf(principal));
+    } catch (err) {
+      const problem = formProblem(res, err);
+      return render(res, 'login', { title: 'Sign in', values, error: problem.message }, problem.status);
+    }
+  });
+
+  router.get('/login/mfa', (req, res) => {
+    if (signedIn(req)) return res.redirect(303, '/');
+    if (!livePending(req)) return res.redirect(303, '/login?notice=mfa-expired');
+    render(res, 'login-mfa', { title: 'Enter your code' });
+  });
+
+  router.post('/login/mfa', async (req, res) => {
+    const pending = livePending(req);
+    if (!pending) return res.redirect(303, '/login?notice=mfa-expired');
+    const user = await findUser(deps.pool, pending.userId);
+    if (!user) {
+      delete req.session.pendingMfa;
+      return res.redirect(303, '/login?notice=mfa-expired');
+    }
+    try {
+      const code = field(req, 'code');
+      if (!code.trim()) throw new InvalidInputError('Enter the code to continue.');
+      pending.attempts += 1;
+      await checkSecondFactor(deps.pool, user, code);
+      // A new session: pendingMfa is not carried over.
+      const principal = await startSession(deps, req, user);
+      res.redirect(303, homeOf(principal));
+    } catch (err) {
+      const problem = formProblem(res, err);
+      if (pending.attempts >= PENDING_MFA_ATTEMPTS) {
+        delete req.session.pendingMfa;
+        return res.redirect(303, '/login?notice=mfa-expired');
+      }
+      return render(res, 'login-mfa', { title: 'Enter your code', error: problem.message }, problem.status);
+    }
+  });
+
+  // --- Sign out ---------------------------------------------------------
+
+  router.post('/logout', async (req, res) => {
+    const user = signedIn(req);
+    if (user?.sessionId) {
+      await deps.registry.revoke(user.sessionId, user.userId, 'signed out').catch(() => {});
+    }
+    if (req.session) {
+      await logOut(req);
+      await destroy(req);
+    }
+    res.redirect(303, '/login?notice=signed-out');
+  });
+
+  router.use(accountPages(deps));
+  return router;
+}
+
+/** The pending second step of this session, unless it is too old or out of tries. */
+function livePending(req: Request): PendingMfa | undefined {
+  const pending = req.session?.pendingMfa;
+  if (!pending) return undefined;
+  if (Date.now() - pending.startedAt > PENDING_MFA_MS || pending.attempts >= PENDING_MFA_ATTEMPTS) {
+    delete req.session.pendingMfa;
+    return undefined;
+  }
+  return pending;
+}
+
+function regenerate(req: Request): Promise<void> {
+  return new Promise((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
+}
+
+function destroy(req: Request): Promise<void> {
+  return new Promise((resolve) => req.session.destroy(() => resolve()));
+}
