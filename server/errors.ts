@@ -67,7 +67,7 @@ export class RateLimitedError extends AppError {
     const wait =
       retryAfterSeconds >= 120
         ? `${Math.ceil(retryAfterSeconds / 60)} minutes`
-        : `${retryAfterSeconds} seconds`;
+        : `${retryAfterSeconds} second${retryAfterSeconds === 1 ? '' : 's'}`;
     super(`Too many ${what}. Try again in ${wait}.`);
     this.retryAfterSeconds = retryAfterSeconds;
   }

@@ -3,7 +3,7 @@
 // Messages of our own typed errors that are written for the user are passed
 // on; anything else gets a fixed message, and its details go to the log only.
 import { STATUS_CODES } from 'node:http';
-import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import {
   InvalidInputError,
   LegalHoldError,
@@ -28,6 +28,7 @@ import {
 import type { Logger } from './logger.ts';
 import { requestIdOf } from './request-id.ts';
 import { pathOf } from './request-log.ts';
+import { renderErrorPage } from './views.ts';
 
 export interface HttpProblem {
   status: number;
@@ -124,15 +125,35 @@ export function sendProblem(res: Response, problem: HttpProblem): void {
   res.status(problem.status).json(body);
 }
 
+/**
+ * Pages (anything outside /api/ asked for by a browser) get the error page with
+ * the same status and message; everything else gets the JSON body.
+ */
+export function wantsHtml(req: Request): boolean {
+  return !pathOf(req).startsWith('/api/') && req.accepts(['json', 'html']) === 'html';
+}
+
+function answer(req: Request, res: Response, problem: HttpProblem): void {
+  if (wantsHtml(req)) {
+    try {
+      renderErrorPage(res, problem);
+      return;
+    } catch {
+      // A broken template must not hide the original error: fall back to JSON.
+    }
+  }
+  sendProblem(res, problem);
+}
+
 /** For requests no route matched; same body shape as every other error. */
 export function notFound(): RequestHandler {
-  return (_req, res) => {
-    sendProblem(res, { status: 404, code: 'not_found', message: 'No such page or endpoint.' });
+  return (req, res) => {
+    answer(req, res, { status: 404, code: 'not_found', message: 'No such page or endpoint.' });
   };
 }
 
 export function errorHandler(log: Logger): ErrorRequestHandler {
-  return (err, req, res, next) => {
+  return (err, req, res, _next) => {
     const problem = problemFor(err);
     const fields = {
       requestId: requestIdOf(res),
@@ -149,6 +170,6 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return;
     }
     if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
-    sendProblem(res, problem);
+    answer(req, res, problem);
   };
 }

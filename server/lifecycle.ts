@@ -8,6 +8,7 @@ import { migrateControlPlane } from '../tenancy/control-plane.ts';
 import { createPool, type Pool } from '../tenancy/db.ts';
 import { createOrm, type Orm } from '../tenancy/orm.ts';
 import { TenantContext } from '../tenancy/unit-of-work.ts';
+import type { AbuseOverrides } from './abuse/options.ts';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded-postgres.ts';
@@ -27,6 +28,8 @@ export interface StartOptions {
   log?: Logger;
   /** How long stop() waits for requests in flight before cutting their connections. */
   shutdownGraceMs?: number;
+  /** Rate-limit and lockout numbers; tests pass their own (see server/abuse/options.ts). */
+  abuse?: AbuseOverrides;
 }
 
 /** A failure to start that is explained by its message alone; no stack trace needed. */
@@ -49,7 +52,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     cleanups.push(() => pool.end());
     await migrate(pool);
     const tenants = new TenantContext(orm, pool, { cacheMs: config.TENANT_CACHE_MS });
-    const web = await buildWeb({ config, log, pool, tenants });
+    const web = await buildWeb({ config, log, pool, tenants, abuse: options.abuse });
     cleanups.push(web.close);
     const app = createApp({
       log,

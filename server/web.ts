@@ -9,7 +9,11 @@ import type { RequestHandler, Router } from 'express';
 import type { Pool } from '../tenancy/db.ts';
 import { DEFAULT_TENANT_MIGRATIONS_DIR, loadTenantMigrations } from '../tenancy/templates.ts';
 import type { TenantContext } from '../tenancy/unit-of-work.ts';
+import type { AbuseOverrides } from './abuse/options.ts';
+import { abuseProtection } from './abuse/protection.ts';
+import { bearerAuth } from './auth/bearer.ts';
 import { csrfProtection } from './auth/csrf.ts';
+import { requireMfaEnrolment } from './auth/mfa-gate.ts';
 import { createPassport } from './auth/passport.ts';
 import { sessionMiddleware } from './auth/session-middleware.ts';
 import type { Config } from './config.ts';
@@ -17,10 +21,15 @@ import type { ReadinessCheck } from './health.ts';
 import type { Logger } from './logger.ts';
 import { authRoutes } from './routes/auth.ts';
 import type { RouteDeps } from './routes/deps.ts';
+import { mfaRoutes } from './routes/mfa.ts';
 import { noteRoutes } from './routes/notes.ts';
+import { pageRoutes } from './routes/pages.ts';
 import { sessionRoutes } from './routes/sessions.ts';
+import { setupRoutes } from './routes/setup.ts';
+import { tokenRoutes } from './routes/tokens.ts';
 import { SessionRegistry } from './sessions/registry.ts';
 import { createSessionBackend } from './sessions/store.ts';
+import { assetsRouter } from './views.ts';
 
 export interface Web {
   middleware: RequestHandler[];
@@ -35,6 +44,8 @@ export async function buildWeb(options: {
   log: Logger;
   pool: Pool;
   tenants: TenantContext;
+  /** Rate-limit and lockout numbers (tests pass small ones); the defaults are for production. */
+  abuse?: AbuseOverrides;
 }): Promise<Web> {
   const { config, log, pool, tenants } = options;
   const idleSeconds = config.SESSION_IDLE_MINUTES * 60;
@@ -46,10 +57,26 @@ export async function buildWeb(options: {
   const secret = config.SESSION_SECRET ?? (await generatedSecret(config.DATA_DIR, log));
   return {
     middleware: [
+      // Stylesheet and icon: before sessions, so they cost no session lookup.
+      assetsRouter(),
+      // Rate limits and account lockout: before sessions, so a refused guess costs no session lookup.
+      abuseProtection({ redis: backend.redis, secret, log, overrides: options.abuse }),
       ...sessionMiddleware({ store: backend.store, secret, idleSeconds, passport }),
+      // After sessions (which skip bearer requests), before CSRF (which exempts them).
+      bearerAuth(pool),
       csrfProtection,
+      // Once the principal is known: an account that must use MFA may only enrol until it does.
+      requireMfaEnrolment,
     ],
-    routers: [authRoutes(deps), sessionRoutes(deps), noteRoutes(deps)],
+    routers: [
+      authRoutes(deps),
+      sessionRoutes(deps),
+      noteRoutes(deps),
+      tokenRoutes(deps),
+      mfaRoutes(deps),
+      pageRoutes(deps),
+      setupRoutes(deps),
+    ],
     checks: backend.redis ? { redis: backend.check } : {},
     deps,
     close: backend.close,

@@ -28,7 +28,9 @@ export async function provisionTenant(
   hooks: StepHooks = {},
 ): Promise<sql.TenantRow> {
   const displayName = checkDisplayName(input.displayName);
-  return transaction(pool, (client) => provisionTenantInTransaction(client, { displayName }, migrations, hooks));
+  return transaction(pool, (client) =>
+    provisionTenantInTransaction(client, { displayName }, migrations, hooks),
+  );
 }
 
 /** The same steps inside the caller's transaction (registration adds the user to it). */

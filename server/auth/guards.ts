@@ -50,3 +50,9 @@ export function requireWorkspace(tenants: TenantContext): RequestHandler {
     next();
   };
 }
+
+/** The unit of work that requireWorkspace attached; a route without that guard fails closed. */
+export function workspaceOf(req: Express.Request): NonNullable<Express.Request['workspace']> {
+  if (!req.workspace) throw new ForbiddenError('Workspace content is only open to its owner.');
+  return req.workspace;
+}

@@ -65,7 +65,7 @@ export function authRoutes(deps: RouteDeps): Router {
 
   router.post('/api/v1/auth/login', async (req, res) => {
     const user = await authenticateLocal(deps, req);
-    await checkSecondFactor(deps.pool, user, (req.body ?? {}).totp);
+    await checkSecondFactor(deps.pool, user, req.body?.totp);
     const principal = await startSession(deps, req, user);
     res.json({ user: publicUser(principal), csrfToken: csrfToken(req) });
   });

@@ -3,7 +3,7 @@
 import { Router } from 'express';
 import { InvalidInputError } from '../../tenancy/errors.ts';
 import { NoteSchema } from '../../tenancy/workspace-entities.ts';
-import { requireWorkspace } from '../auth/guards.ts';
+import { requireWorkspace, workspaceOf } from '../auth/guards.ts';
 import type { RouteDeps } from './deps.ts';
 
 type Note = InstanceType<typeof NoteSchema.class>;
@@ -25,7 +25,7 @@ export function noteRoutes(deps: RouteDeps): Router {
   router.use('/api/v1/notes', requireWorkspace(deps.tenants));
 
   router.get('/api/v1/notes', async (req, res) => {
-    const notes = await req.workspace!((uow) =>
+    const notes = await workspaceOf(req)((uow) =>
       uow.em.find(NoteSchema, {}, { orderBy: { updatedAt: 'desc', id: 'desc' }, limit: 50 }),
     );
     res.json({ notes: notes.map(noteView) });
@@ -39,7 +39,7 @@ export function noteRoutes(deps: RouteDeps): Router {
     if (body !== undefined && (typeof body !== 'string' || body.length > 100_000)) {
       throw new InvalidInputError('the body must be text of at most 100,000 characters');
     }
-    const note = await req.workspace!(async (uow) => {
+    const note = await workspaceOf(req)(async (uow) => {
       const n = uow.em.create(NoteSchema, { title: title.trim(), body: body ?? '', tags: [] });
       await uow.em.flush();
       return n;

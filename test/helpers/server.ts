@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createClient } from 'redis';
 import request from 'supertest';
+import type { AbuseOverrides } from '../../server/abuse/options.ts';
 import { loadConfig } from '../../server/config.ts';
 import { type RunningServer, startServer } from '../../server/lifecycle.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
@@ -37,7 +38,29 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(env: Record<string, string | undefined> = {}): Promise<TestServer> {
+/**
+ * Every test talks from 127.0.0.1 and test files share one Redis: each server
+ * gets its own key prefix, and per-IP limits high enough for a suite that signs
+ * up many accounts. The per-account lockout keeps its production numbers.
+ * test/server/abuse.test.ts passes small limits to see them work.
+ */
+export function relaxedAbuseLimits(overrides: AbuseOverrides = {}): AbuseOverrides {
+  const plenty = { limit: 10_000, windowMs: 60_000 };
+  return {
+    prefix: `enclave:test:${randomBytes(6).toString('hex')}:`,
+    login: plenty,
+    register: plenty,
+    mfa: plenty,
+    tokenUse: plenty,
+    tokenIp: plenty,
+    ...overrides,
+  };
+}
+
+export async function startTestServer(
+  env: Record<string, string | undefined> = {},
+  options: { abuse?: AbuseOverrides } = {},
+): Promise<TestServer> {
   const redisUrl = 'REDIS_URL' in env ? env.REDIS_URL : TEST_REDIS_URL;
   if (redisUrl) await requireRedis(redisUrl);
   const db = await createTestDatabase(2);
@@ -50,7 +73,11 @@ export async function startTestServer(env: Record<string, string | undefined> = 
     REDIS_URL: redisUrl,
   });
   const config = { ...loaded, PORT: 0 }; // any free port (PORT itself must be 1 to 65535)
-  const server = await startServer(config, { log: logs.log, shutdownGraceMs: 500 });
+  const server = await startServer(config, {
+    log: logs.log,
+    shutdownGraceMs: 500,
+    abuse: relaxedAbuseLimits(options.abuse),
+  });
   return {
     url: server.url,
     db,

@@ -13,6 +13,7 @@ import { loadConfig } from '../../server/config.ts';
 import { type RunningServer, startServer } from '../../server/lifecycle.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { type CapturedLog, captureLog, settle } from '../helpers/log.ts';
+import { relaxedAbuseLimits } from '../helpers/server.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PASSWORD = 'violet-kettle-harbour-92';
@@ -98,7 +99,11 @@ describe('API tokens', () => {
       }),
       PORT: 0, // any free port (the setting itself must be 1 to 65535)
     };
-    server = await startServer(config, { log: captured.log, shutdownGraceMs: 500 });
+    server = await startServer(config, {
+      log: captured.log,
+      shutdownGraceMs: 500,
+      abuse: relaxedAbuseLimits(),
+    });
   });
 
   after(async () => {

@@ -20,10 +20,17 @@ async function freePort(): Promise<number> {
 
 function startRedis(port: number): ChildProcess {
   const found = spawnSync('redis-server', ['--version']);
-  if (found.error) throw new Error('redis-server is not installed: this test needs the real binary (apt-get install redis-server)');
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
+  if (found.error)
+    throw new Error(
+      'redis-server is not installed: this test needs the real binary (apt-get install redis-server)',
+    );
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
   return child;
 }
 
@@ -68,7 +75,9 @@ describe('when Redis goes away', () => {
     const me = await a.agent.get('/api/v1/me').expect(503);
     assert.equal(me.body.error.code, 'sessions_unavailable');
     assert.match(me.body.error.message, /temporarily unavailable/);
-    const login = await request(t.url).post('/api/v1/auth/login').send({ email: a.email, password: GOOD_PASSWORD });
+    const login = await request(t.url)
+      .post('/api/v1/auth/login')
+      .send({ email: a.email, password: GOOD_PASSWORD });
     assert.equal(login.status, 503);
     await request(t.url).get('/healthz').expect(200);
     const ready = await request(t.url).get('/readyz').expect(503);
@@ -80,7 +89,11 @@ describe('when Redis goes away', () => {
     assert.deepEqual(notes.rows, [{ title: 'kept' }]);
 
     redis = startRedis(port);
-    await until('the app to reach Redis again', 10_000, async () => (await request(t.url).get('/readyz')).status === 200);
+    await until(
+      'the app to reach Redis again',
+      10_000,
+      async () => (await request(t.url).get('/readyz')).status === 200,
+    );
     // Redis kept nothing on disk, so the person signs in again, and everything works.
     await a.agent.get('/api/v1/me').expect(401);
     const again = await request
