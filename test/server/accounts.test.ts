@@ -216,6 +216,47 @@ describe('accounts and sessions over HTTP', () => {
         .send({ email: a.email, password: newPassword })
         .expect(200);
     });
+    test('a session ends at its absolute lifetime, however active it is', async () => {
+      const a = await signUp(t.url);
+      await a.agent.get('/api/v1/me').expect(200);
+      // SESSION_ABSOLUTE_HOURS defaults to 12: move this sign-in 12 hours and a minute into the past.
+      await t.db.pool.query(
+        "UPDATE control.user_sessions SET created_at = now() - interval '12 hours 1 minute' WHERE user_id = $1",
+        [a.user.id],
+      );
+      await a.agent.get('/api/v1/me').expect(401);
+    });
+
+    test("an admin lists a tenant's active sessions and ends one; a workspace owner cannot", async () => {
+      const owner = await signUp(t.url);
+      const laptop = await signIn(t.url, owner.email, owner.password);
+      const email = uniqueEmail('ops');
+      await createPrivilegedUser(t.db.pool, {
+        email,
+        password: GOOD_PASSWORD,
+        displayName: 'Ops',
+        role: 'admin',
+      });
+      const admin = await signIn(t.url, email, GOOD_PASSWORD);
+      const list = await admin.agent.get(`/api/v1/admin/tenants/${owner.user.tenantId}/sessions`).expect(200);
+      assert.equal(list.body.sessions.length, 2);
+      const target = list.body.sessions[0].id as string;
+      await owner.agent.get(`/api/v1/admin/tenants/${owner.user.tenantId}/sessions`).expect(403);
+      await owner.agent
+        .delete(`/api/v1/admin/sessions/${target}`)
+        .set('X-CSRF-Token', owner.csrf)
+        .expect(403);
+      await admin.agent
+        .delete(`/api/v1/admin/sessions/${target}`)
+        .set('X-CSRF-Token', admin.csrf)
+        .expect(204);
+      const after = await admin.agent
+        .get(`/api/v1/admin/tenants/${owner.user.tenantId}/sessions`)
+        .expect(200);
+      assert.equal(after.body.sessions.length, 1);
+      const still = await Promise.all([owner.agent.get('/api/v1/me'), laptop.agent.get('/api/v1/me')]);
+      assert.deepEqual(still.map((r) => r.status).sort(), [200, 401]);
+    });
   });
 
   describe('CSRF', () => {
