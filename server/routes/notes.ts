@@ -26,7 +26,12 @@ export function noteRoutes(deps: RouteDeps): Router {
 
   router.get('/api/v1/notes', async (req, res) => {
     const notes = await workspaceOf(req)((uow) =>
-      uow.em.find(NoteSchema, {}, { orderBy: { updatedAt: 'desc', id: 'desc' }, limit: 50 }),
+      uow.em.find(
+        NoteSchema,
+        {},
+        // Read-only: untracked entities cost no change-set work at commit.
+        { orderBy: { updatedAt: 'desc', id: 'desc' }, limit: 50, disableIdentityMap: true },
+      ),
     );
     res.json({ notes: notes.map(noteView) });
   });
