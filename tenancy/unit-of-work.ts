@@ -3,6 +3,7 @@
 // set_config(..., true), i.e. SET LOCAL: nothing survives COMMIT or ROLLBACK,
 // so nothing leaks to the next user of the pooled connection.
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { type AuditEvent, insertAuditEvent } from '../audit/event.ts';
 import type { Pool } from './db.ts';
 import { query } from './db.ts';
 import { stateError, TenantNotFoundError, translateDbError } from './errors.ts';
@@ -14,6 +15,11 @@ export interface UnitOfWork {
   readonly tenant: { readonly id: string; readonly schema: string };
   /** A MikroORM EntityManager forked for this tenant's schema, inside the transaction. */
   readonly em: EntityManager;
+  /**
+   * Records an audit event for this tenant; it is written to the inbox at the
+   * end of this transaction, so it commits (or rolls back) with the change.
+   */
+  audit(event: Omit<AuditEvent, 'tenantId'>): void;
   /** Raw SQL (`?` placeholders) inside the same transaction, as the tenant role, on its search_path. */
   query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
 }
@@ -31,6 +37,9 @@ interface Cached {
 }
 
 const BIND = "SELECT set_config('role', ?, true), set_config('search_path', ?, true)";
+// Back to the application role, still inside the transaction: only our own code
+// runs after this, to write the audit inbox (tenant roles cannot reach it).
+const UNBIND = "SELECT set_config('role', 'none', true), set_config('search_path', '', true)";
 
 export class TenantContext {
   readonly #orm: Orm;
@@ -61,12 +70,27 @@ export class TenantContext {
     try {
       return await em.transactional(async (tem) => {
         await tem.execute(BIND, [role, ident(schema)]);
+        const events: AuditEvent[] = [];
         const uow: UnitOfWork = {
           tenant: { id: tenant.id, schema },
           em: tem,
+          audit: (event) => {
+            events.push({ ...event, tenantId: tenant.id });
+          },
           query: (text, params = []) => tem.execute(text, params as unknown[]) as Promise<never>,
         };
-        return fn(uow);
+        const result = await fn(uow);
+        // Entity changes are written as the tenant role, before the role is dropped.
+        await tem.flush();
+        if (events.length > 0) {
+          await tem.execute(UNBIND);
+          for (const event of events) {
+            const stmt = insertAuditEvent(event);
+            // MikroORM's execute takes `?` placeholders; the statement's text is our own constant.
+            await tem.execute(stmt.text.replace(/\$\d+/g, '?'), stmt.values);
+          }
+        }
+        return result;
       });
     } catch (err) {
       throw translateDbError(err);

@@ -64,23 +64,31 @@ describe('provisionTenant', () => {
     );
   });
 
-  test('the tenant role is granted exactly its own schema and nothing else', async () => {
+  test('the tenant role is granted its own schema and the read-only reference data, nothing else', async () => {
     const t = await provisionTenant(db.pool, { displayName: 'Grants' }, migrations);
     const usable = await db.pool.query(
       `SELECT nspname FROM pg_namespace
         WHERE has_schema_privilege($1, oid, 'USAGE') AND nspname NOT IN ('pg_catalog', 'information_schema')
-          AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%'`,
+          AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%' ORDER BY nspname`,
       [t.role_name],
     );
     assert.deepEqual(
       usable.rows.map((r) => r.nspname),
-      [t.schema_name],
+      ['reference', t.schema_name],
     );
     const creatable = await db.pool.query(
       "SELECT nspname FROM pg_namespace WHERE has_schema_privilege($1, oid, 'CREATE')",
       [t.role_name],
     );
     assert.deepEqual(creatable.rows, [], 'a tenant role creates nothing, not even in its own schema');
+    const writable = await db.pool.query(
+      `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'reference' AND c.relkind = 'r'
+          AND (has_table_privilege($1, c.oid, 'INSERT') OR has_table_privilege($1, c.oid, 'UPDATE')
+               OR has_table_privilege($1, c.oid, 'DELETE') OR has_table_privilege($1, c.oid, 'TRUNCATE'))`,
+      [t.role_name],
+    );
+    assert.deepEqual(writable.rows, [], 'reference data is read-only to tenants');
   });
 
   test('refuses a blank or oversized display name and creates nothing', async () => {

@@ -56,6 +56,50 @@ describe('TenantContext.run (unit of work)', () => {
     assert.equal(count, 1);
   });
 
+  test('audit events commit with the change, as the application role, and vanish with a rollback', async () => {
+    const inbox = async () =>
+      (
+        await db.pool.query(
+          'SELECT action, tenant_id, actor_type, details FROM control.audit_inbox WHERE tenant_id = $1 ORDER BY id',
+          [a.id],
+        )
+      ).rows;
+    const before = (await inbox()).length;
+    await ctx.run(a.id, async (uow) => {
+      const n = uow.em.create(NoteSchema, { title: 'audited', body: '', tags: [] });
+      uow.audit({
+        actor: { type: 'user', id: 'u1' },
+        action: 'note.create',
+        resource: { type: 'note' },
+        outcome: 'success',
+        details: { title: 'audited', password: 'never-stored' },
+      });
+      return n;
+    });
+    const rows = await inbox();
+    assert.equal(rows.length, before + 1);
+    assert.equal(rows.at(-1).action, 'note.create');
+    assert.equal(rows.at(-1).details.password, '[redacted]');
+    const note = await db.pool.query(`SELECT title FROM ${a.schema_name}.notes WHERE title = 'audited'`);
+    assert.equal(note.rowCount, 1, 'the entity was flushed before the role was dropped');
+
+    await assert.rejects(
+      ctx.run(a.id, async (uow) => {
+        uow.audit({ actor: { type: 'user', id: 'u1' }, action: 'note.delete', outcome: 'success' });
+        throw new Error('changed my mind');
+      }),
+    );
+    assert.equal((await inbox()).length, before + 1, 'no event for a rolled-back change');
+    await assert.rejects(
+      ctx.run(a.id, (uow) =>
+        uow.query(
+          "INSERT INTO control.audit_inbox (actor_type, action, outcome) VALUES ('system', 'forged', 'success')",
+        ),
+      ),
+      PermissionDeniedError,
+    );
+  });
+
   test('a unit of work that throws rolls back everything it did', async () => {
     await assert.rejects(
       ctx.run(a.id, async (uow) => {
@@ -84,6 +128,7 @@ describe('TenantContext.run (unit of work)', () => {
       ['reading the control plane', () => 'SELECT * FROM control.tenants'],
       ['writing the control plane', () => "UPDATE control.tenants SET state = 'active'"],
       ['reading the migration ledger', () => 'SELECT * FROM control.tenant_migrations'],
+      ['writing the shared reference data', () => "UPDATE reference.tag_palette SET color = '#000000'"],
     ];
     for (const [what, statement] of attacks) {
       test(`${what} is refused with permission denied`, async () => {
@@ -93,6 +138,12 @@ describe('TenantContext.run (unit of work)', () => {
         );
       });
     }
+    test('the shared reference data is readable', async () => {
+      const rows = await ctx.run(a.id, (uow) =>
+        uow.query<{ name: string }>('SELECT name FROM reference.tag_palette'),
+      );
+      assert.ok(rows.length > 0);
+    });
     test("B's data is unchanged after all of A's attempts", async () => {
       const rows = await db.pool.query(`SELECT title FROM ${b.schema_name}.notes`);
       assert.deepEqual(rows.rows, [{ title: 'secret of B' }]);
