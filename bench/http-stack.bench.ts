@@ -21,6 +21,7 @@
 // measured in isolation. BENCH_CPU_PROF=<dir> writes V8 CPU profiles of the
 // Enclave servers. Results: bench/results/http-stack-<time>.json and
 // docs/BENCHMARKS.md.
+
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,13 +32,12 @@ import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
-import pg from 'pg';
 import { createClient } from 'redis';
 import { loadConfig } from '../server/config.ts';
 import { startServer } from '../server/lifecycle.ts';
 import { createLogger } from '../server/logger.ts';
-import { createPool, type Pool } from '../tenancy/db.ts';
-import { ident } from '../tenancy/identifiers.ts';
+import type { Pool } from '../tenancy/db.ts';
+import { createScratch, type Scratch } from './scratch-database.ts';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const BARE_SERVER = fileURLToPath(new URL('./bare-server.ts', import.meta.url));
@@ -389,51 +389,6 @@ function cpuBetween(a: CpuSnapshot, b: CpuSnapshot) {
   return { parts, machineBusyMs: busy, machineBusyShare: total > 0 ? busy / total : 0 };
 }
 
-// --- scratch database -------------------------------------------------------
-
-interface Scratch {
-  name: string;
-  url: string;
-  pool: Pool;
-  drop(): Promise<void>;
-}
-
-async function withAdmin<T>(adminUrl: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function createScratch(adminUrl: string): Promise<Scratch> {
-  const name = `enclave_bench_${randomBytes(5).toString('hex')}`;
-  await withAdmin(adminUrl, (c) => c.query(`CREATE DATABASE ${ident(name)}`));
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const pool = createPool(url.toString(), 2, 'enclave-bench');
-  const drop = async () => {
-    let roles: string[] = [];
-    try {
-      roles = (
-        await pool.query<{ rolname: string }>(
-          'SELECT r.rolname FROM control.tenants t JOIN pg_roles r ON r.rolname = t.role_name',
-        )
-      ).rows.map((r) => r.rolname);
-    } catch {} // no control plane yet: the servers never started
-    for (const role of roles) {
-      await pool.query(`DROP OWNED BY ${ident(role)} CASCADE`);
-      await pool.query(`DROP ROLE ${ident(role)}`);
-    }
-    await pool.end();
-    await withAdmin(adminUrl, (c) => c.query(`DROP DATABASE ${ident(name)} WITH (FORCE)`));
-    log(`dropped database ${name} and ${roles.length} tenant role(s)`);
-  };
-  return { name, url: url.toString(), pool, drop };
-}
-
 // --- setup through the API --------------------------------------------------
 
 interface Workspace {
@@ -765,7 +720,7 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
   const redis = await redisFacts(opts.redisUrl);
   const logLine = await logLineCost();
   log(`one request log line, in isolation: ${logLine.usPerLine} µs, ${logLine.bytesPerLine} bytes`);
-  const scratch = await createScratch(opts.adminUrl);
+  const scratch = await createScratch(opts.adminUrl, { poolSize: 2, migrate: false, log });
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'enclave-bench-http-'));
   const children: Child[] = [];
   let ws: Workspace | undefined;

@@ -8,8 +8,8 @@
 //     [--fill-concurrency 4] [--concurrency 1,2,4,8] [--fleet-rounds 2] [--noop-repeats 5] [--drift-repeats 3]
 // Every option can also be set as BENCH_<NAME> (BENCH_TENANTS=500, BENCH_FILL_CONCURRENCY=2...).
 // BENCH_DATABASE_URL: an admin URL that may create databases and roles.
+
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,11 +17,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { migrateControlPlane } from '../tenancy/control-plane.ts';
-import { createPool, type Pool } from '../tenancy/db.ts';
+import type { Pool } from '../tenancy/db.ts';
 import { detectDrift } from '../tenancy/drift.ts';
 import { migrateFleet } from '../tenancy/fleet-migrate.ts';
-import { ident, newTenantId, tenantNames } from '../tenancy/identifiers.ts';
+import { newTenantId, tenantNames } from '../tenancy/identifiers.ts';
 import { provisionTenant } from '../tenancy/provision.ts';
 import {
   DEFAULT_TENANT_MIGRATIONS_DIR,
@@ -30,6 +29,7 @@ import {
   type TenantMigration,
 } from '../tenancy/templates.ts';
 import * as sql from '../tenancy/tenant-sql.ts';
+import { createScratch, type Scratch } from './scratch-database.ts';
 
 // --- options ----------------------------------------------------------------
 
@@ -124,65 +124,6 @@ function inline(stmt: sql.Statement): string {
     if (typeof v === 'string') return pg.escapeLiteral(v);
     throw new Error(`cannot inline value ${String(v)} of ${stmt.text}`);
   });
-}
-
-// --- scratch database -------------------------------------------------------
-
-interface Scratch {
-  url: string;
-  pool: Pool;
-  /** Every tenant role this run may have created, dropped at the end. */
-  roles: Set<string>;
-  drop(): Promise<void>;
-}
-
-async function withAdmin<T>(adminUrl: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function createScratch(adminUrl: string, poolSize: number): Promise<Scratch> {
-  const name = `enclave_bench_${randomBytes(5).toString('hex')}`;
-  await withAdmin(adminUrl, (c) => c.query(`CREATE DATABASE ${ident(name)}`));
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const pool = createPool(url.toString(), poolSize, 'enclave-bench');
-  const roles = new Set<string>();
-  const drop = async () => {
-    try {
-      const { rows } = await pool.query<{ role_name: string }>('SELECT role_name FROM control.tenants');
-      for (const r of rows) roles.add(r.role_name);
-    } catch {} // the control plane may not exist if setup failed
-    const existing = (
-      await pool.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname = ANY($1)', [
-        [...roles],
-      ])
-    ).rows.map((r) => r.rolname);
-    // Batches keep the number of locks per transaction small.
-    for (let i = 0; i < existing.length; i += 50) {
-      const batch = existing
-        .slice(i, i + 50)
-        .map(ident)
-        .join(', ');
-      await pool.query(`DROP OWNED BY ${batch} CASCADE`);
-      await pool.query(`DROP ROLE ${batch}`);
-    }
-    await pool.end();
-    await withAdmin(adminUrl, (c) => c.query(`DROP DATABASE ${ident(name)} WITH (FORCE)`));
-    log(`dropped database ${name} and ${existing.length} tenant roles`);
-  };
-  try {
-    await migrateControlPlane(pool);
-  } catch (err) {
-    await drop().catch(() => {});
-    throw err;
-  }
-  return { url: url.toString(), pool, roles, drop };
 }
 
 // --- provisioning and its floor ---------------------------------------------
@@ -542,7 +483,11 @@ async function main() {
   const startedAt = new Date();
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'enclave-bench-'));
   const shipped = loadTenantMigrations();
-  const scratch = await createScratch(opts.url, Math.max(8, opts.fillConcurrency, ...opts.concurrency));
+  const scratch = await createScratch(opts.url, {
+    poolSize: Math.max(8, opts.fillConcurrency, ...opts.concurrency),
+    migrate: true,
+    log,
+  });
   const raw = new pg.Client({ connectionString: scratch.url, application_name: 'enclave-bench-raw' });
   try {
     await raw.connect();

@@ -2,31 +2,18 @@
 // unit of work, MikroORM `em.find` of 50 notes, the same rows through
 // `uow.query`, and the bare pool query. Run: `node bench/unit-of-work.bench.ts`
 // (BENCH_DATABASE_URL: an admin URL; default the local postgres).
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { migrateControlPlane } from '../tenancy/control-plane.ts';
-import { createPool } from '../tenancy/db.ts';
 import { ident } from '../tenancy/identifiers.ts';
 import { createOrm } from '../tenancy/orm.ts';
 import { provisionTenant } from '../tenancy/provision.ts';
 import { loadTenantMigrations } from '../tenancy/templates.ts';
 import { TenantContext } from '../tenancy/unit-of-work.ts';
 import { NoteSchema } from '../tenancy/workspace-entities.ts';
+import { createScratch } from './scratch-database.ts';
 
 const ADMIN = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 1000);
 const LIST =
   'SELECT id, title, body, tags, version, created_at, updated_at FROM notes ORDER BY updated_at DESC, id DESC LIMIT 50';
-
-async function admin(text: string) {
-  const c = new pg.Client({ connectionString: ADMIN });
-  await c.connect();
-  try {
-    await c.query(text);
-  } finally {
-    await c.end();
-  }
-}
 
 async function measure(name: string, fn: () => Promise<unknown>) {
   for (let i = 0; i < 200; i++) await fn();
@@ -39,21 +26,19 @@ async function measure(name: string, fn: () => Promise<unknown>) {
   return { name, wallMs: Number(wall.toFixed(3)), nodeCpuMs: Number(cpuMs.toFixed(3)) };
 }
 
-const name = `enclave_bench_uow_${randomBytes(4).toString('hex')}`;
-await admin(`CREATE DATABASE ${ident(name)}`);
-const url = new URL(ADMIN);
-url.pathname = `/${name}`;
-const pool = createPool(url.toString(), 4);
-let role: string | undefined;
+const scratch = await createScratch(ADMIN, {
+  poolSize: 4,
+  migrate: true,
+  log: (line) => console.error(line),
+});
+const { pool } = scratch;
 try {
-  await migrateControlPlane(pool);
   const t = await provisionTenant(pool, { displayName: 'bench' }, loadTenantMigrations());
-  role = t.role_name;
   await pool.query(
     `INSERT INTO ${ident(t.schema_name)}.notes (title, body, tags)
      SELECT 'note ' || g, repeat('body ', 50), '{a,b}' FROM generate_series(1, 50) g`,
   );
-  const { orm } = await createOrm(url.toString(), 4);
+  const { orm } = await createOrm(scratch.url, 4);
   const ctx = new TenantContext(orm, pool, { cacheMs: 2000 });
   const rows = [];
   // Interleaved twice so that noise hits every variant.
@@ -81,8 +66,5 @@ try {
   for (const r of rows) console.log(`| ${r.name} | ${r.wallMs} | ${r.nodeCpuMs} |`);
   await orm.close();
 } finally {
-  if (role)
-    await pool.query(`DROP OWNED BY ${ident(role)} CASCADE; DROP ROLE ${ident(role)}`).catch(() => {});
-  await pool.end();
-  await admin(`DROP DATABASE ${ident(name)} WITH (FORCE)`);
+  await scratch.drop();
 }

@@ -103,29 +103,25 @@ export async function changePassword(
   });
 }
 
+export interface PrivilegedUserInput {
+  email: unknown;
+  password: unknown;
+  displayName: unknown;
+  role: 'admin' | 'auditor';
+  mfaRequired?: boolean;
+}
+
 /** Admins and auditors own no workspace; `mfaRequired` makes them enrol MFA before anything else. */
 export async function createPrivilegedUser(
   pool: Pool,
-  input: {
-    email: unknown;
-    password: unknown;
-    displayName: unknown;
-    role: 'admin' | 'auditor';
-    mfaRequired?: boolean;
-  },
+  input: PrivilegedUserInput,
 ): Promise<sql.UserRow> {
   return transaction(pool, (client) => createPrivilegedUserInTransaction(client, input));
 }
 
 export async function createPrivilegedUserInTransaction(
   client: Client,
-  input: {
-    email: unknown;
-    password: unknown;
-    displayName: unknown;
-    role: 'admin' | 'auditor';
-    mfaRequired?: boolean;
-  },
+  input: PrivilegedUserInput,
 ): Promise<sql.UserRow> {
   const { email, normalized } = normalizeEmail(input.email);
   const displayName = checkPersonName(input.displayName);

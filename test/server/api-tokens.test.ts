@@ -13,27 +13,12 @@ import { loadConfig } from '../../server/config.ts';
 import { type RunningServer, startServer } from '../../server/lifecycle.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { type CapturedLog, captureLog, settle } from '../helpers/log.ts';
-import { relaxedAbuseLimits } from '../helpers/server.ts';
+import { relaxedAbuseLimits, requireRedis } from '../helpers/server.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PASSWORD = 'violet-kettle-harbour-92';
 const TOKEN_SHAPE = /^enc_[A-Za-z0-9_-]{43}$/;
 
-/** These tests need the real Redis: fail (never skip) with a message that says how to get one. */
-async function requireRedis(): Promise<void> {
-  const client = createClient({ url: REDIS_URL, socket: { connectTimeout: 2000, reconnectStrategy: false } });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    await client.ping();
-  } catch (err) {
-    throw new Error(
-      `Redis is not reachable at ${REDIS_URL}: start redis-server or set TEST_REDIS_URL (${(err as Error).message})`,
-    );
-  } finally {
-    if (client.isOpen) await client.close();
-  }
-}
 
 interface Person {
   agent: ReturnType<typeof request.agent>;
