@@ -2,7 +2,7 @@
 // pool, serving one tenant's note list with the very SQL Enclave's unit of work
 // sends for GET /api/v1/notes. No security headers, no request id or log, no
 // session, no passport, no registry, no role switch: it connects as the
-// superuser it is given and names the tenant schema in the query.
+// superuser it is given, with the tenant schema as the connection's search_path.
 //
 //   GET /notes     the query alone (one round trip)
 //   GET /notes-tx  the same query inside Enclave's transaction shape, still
@@ -16,6 +16,9 @@
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import pg from 'pg';
+import { NOTE_SORT_SPECS } from '../server/workspace/notes.ts';
+import { noteSummary } from '../server/workspace/views.ts';
+import { listNotes as listNotesSql, type NoteSummaryRow } from '../server/workspace/workspace-sql.ts';
 import { checkTenantName, ident } from '../tenancy/identifiers.ts';
 
 function required(name: string): string {
@@ -30,41 +33,28 @@ const pool = new pg.Pool({
   connectionString: required('BARE_DATABASE_URL'),
   max: Number(process.env.BARE_POOL_SIZE ?? 10),
   application_name: 'bench-bare',
+  options: `-c search_path=${ident(schema)}`,
 });
 pool.on('error', () => {});
 
-// Exactly what MikroORM 7.2 sends for the route's em.find (seen with debug: ['query']). MikroORM
-// writes values into the text and sends no parameters, so pg uses the simple query protocol; so do we.
-const LIST = `select "n0".* from ${ident(schema)}."notes" as "n0" order by "n0"."updated_at" desc, "n0"."id" desc limit 50`;
-// The unit of work's first statement, values inlined the same way (both names passed checkTenantName).
+// The exact statement Enclave's list route sends (built by the same function),
+// with `?` turned into `$n`; search_path is fixed per connection instead of
+// per transaction, and rows are mapped by the same view function.
+const list = listNotesSql({ sort: NOTE_SORT_SPECS.updated_desc, limit: 51 });
+let n = 0;
+// Text and values are passed separately: pg mutates a config object it is given (it sets its callback).
+const LIST = { text: list.text.replace(/\?/g, () => `$${++n}`), values: list.values };
+// The unit of work's first statement, values inlined (both names passed checkTenantName).
 const BIND = `SELECT set_config('role', ${pg.escapeLiteral(role)}, true), set_config('search_path', ${pg.escapeLiteral(ident(schema))}, true)`;
 
-interface NoteRow {
-  id: string;
-  title: string;
-  body: string;
-  tags: string[];
-  version: number;
-  created_at: Date;
-  updated_at: Date;
-}
-
-// The same JSON as Enclave's noteView, so both answers are the same bytes.
-const view = (r: NoteRow) => ({
-  id: Number(r.id),
-  title: r.title,
-  body: r.body,
-  tags: r.tags,
-  version: r.version,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-});
+const view = (rows: NoteSummaryRow[]) =>
+  rows.slice(0, 50).map((r) => noteSummary({ ...r, id: Number(r.id) }));
 
 const app = express();
 
 app.get('/notes', async (_req, res) => {
-  const { rows } = await pool.query<NoteRow>(LIST);
-  res.json({ notes: rows.map(view) });
+  const { rows } = await pool.query<NoteSummaryRow>(LIST.text, LIST.values);
+  res.json({ notes: view(rows) });
 });
 
 app.get('/notes-tx', async (_req, res) => {
@@ -73,9 +63,9 @@ app.get('/notes-tx', async (_req, res) => {
   try {
     await client.query('BEGIN');
     await client.query(BIND);
-    const { rows } = await client.query<NoteRow>(LIST);
+    const { rows } = await client.query<NoteSummaryRow>(LIST.text, LIST.values);
     await client.query('COMMIT');
-    res.json({ notes: rows.map(view) });
+    res.json({ notes: view(rows) });
   } catch (err) {
     failed = err as Error;
     throw err;

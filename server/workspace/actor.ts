@@ -1,0 +1,34 @@
+// Who made a change, as the audit trail records it: the person (or their API
+// token) and where the request came from. Built once per request by the API
+// and the pages alike, handed to every workspace service that writes.
+import type { Request, Response } from 'express';
+import type { AuditActor, AuditContext } from '../../audit/event.ts';
+import { LoginRequiredError } from '../errors.ts';
+import { requestIdOf } from '../request-id.ts';
+
+export interface Actor {
+  readonly actor: AuditActor;
+  readonly context: AuditContext;
+  /**
+   * Merged into the event's details: the API token's id when the change came
+   * through one. Named `credentialId` because the audit writer redacts every
+   * key that looks like a secret, `tokenId` included; the id is not a secret
+   * (it is shown in the token list and used to revoke it).
+   */
+  readonly details: { credentialId?: string };
+}
+
+export function actorOf(req: Request, res: Response): Actor {
+  const user = req.user;
+  if (!user) throw new LoginRequiredError();
+  const viaToken = user.via === 'token';
+  return {
+    actor: { type: viaToken ? 'token' : 'user', id: user.userId },
+    context: {
+      ip: req.ip ?? null,
+      userAgent: req.get('user-agent') ?? null,
+      requestId: requestIdOf(res),
+    },
+    details: viaToken && user.tokenId ? { credentialId: user.tokenId } : {},
+  };
+}

@@ -1,0 +1,188 @@
+// Read statements of the workspace (lists, search, reference data) as small
+// pure functions: options in, `?`-placeholder SQL and values out, run with
+// uow.query inside the tenant's transaction. Table names are unqualified: the
+// unit of work's search_path is the tenant schema, and its role can reach
+// nothing else. Every value is a parameter; every identifier is our constant.
+//
+// Why SQL here and not MikroORM: a list is read-only, and hydrating entities
+// was the largest per-request cost of GET /api/v1/notes (docs/BENCHMARKS.md,
+// "HTTP stack"), whose server is bound by its one event loop. Measured before
+// deciding, in-process, 50 of 200 notes per list, 1,000 lists after warm-up, 3
+// rounds (2 busy cores): the whole unit of work with em.find
+// (disableIdentityMap) costs 2.2-2.6 ms of Node CPU per list (3.3-3.6 ms with
+// the views), with uow.query and the views 1.0-1.4 ms; wall time 2.5-3.4 ms
+// against 2.3-3.1 ms. Node CPU is what limits throughput, so lists and search
+// use SQL. It also lets a list select only what it shows (an excerpt, not a
+// 100,000-character body; never the `search` tsvector) and read sort keys to
+// the microsecond for cursors.
+// Writes stay with the entities (version column, change sets).
+import { after, type KeysetSort, keyText, orderBy } from './pagination.ts';
+
+export interface Statement {
+  text: string;
+  values: unknown[];
+}
+
+const ISO_MS = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
+const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', ${ISO_MS})`;
+
+/** How much of a body a list reads for its excerpt. */
+export const EXCERPT_SOURCE_CHARS = 400;
+
+export interface NoteSummaryRow {
+  id: string | number;
+  title: string;
+  excerpt_source: string;
+  tags: string[];
+  version: number;
+  created_at: string;
+  updated_at: string;
+  sort_key: string | null;
+}
+
+export function listNotes(options: {
+  sort: KeysetSort;
+  cursor?: { key: string | null; id: number };
+  tag?: string;
+  limit: number;
+}): Statement {
+  const where = after(options.sort, options.cursor);
+  const values = [...where.params];
+  let tagFilter = '';
+  if (options.tag !== undefined) {
+    // @> (not = ANY) so that the GIN index on tags serves it.
+    tagFilter = ' AND tags @> ARRAY[?]::text[]';
+    values.push(options.tag);
+  }
+  values.push(options.limit);
+  return {
+    text: `SELECT id, title, left(body, ${EXCERPT_SOURCE_CHARS}) AS excerpt_source, tags, version,
+                  ${iso('created_at')} AS created_at, ${iso('updated_at')} AS updated_at,
+                  ${keyText(options.sort)} AS sort_key
+             FROM notes
+            WHERE ${where.sql}${tagFilter}
+            ORDER BY ${orderBy(options.sort)}
+            LIMIT ?`,
+    values,
+  };
+}
+
+export interface TaskRow {
+  id: string | number;
+  title: string;
+  status: 'open' | 'doing' | 'done';
+  due_date: string | null;
+  note_id: string | number | null;
+  version: number;
+  created_at: string;
+  updated_at: string;
+  sort_key: string | null;
+}
+
+export function listTasks(options: {
+  sort: KeysetSort;
+  cursor?: { key: string | null; id: number };
+  status?: string;
+  limit: number;
+}): Statement {
+  const where = after(options.sort, options.cursor);
+  const values = [...where.params];
+  let statusFilter = '';
+  if (options.status !== undefined) {
+    statusFilter = ' AND status = ?';
+    values.push(options.status);
+  }
+  values.push(options.limit);
+  return {
+    text: `SELECT id, title, status, to_char(due_date, 'YYYY-MM-DD') AS due_date, note_id, version,
+                  ${iso('created_at')} AS created_at, ${iso('updated_at')} AS updated_at,
+                  ${keyText(options.sort)} AS sort_key
+             FROM tasks
+            WHERE ${where.sql}${statusFilter}
+            ORDER BY ${orderBy(options.sort)}
+            LIMIT ?`,
+    values,
+  };
+}
+
+// Highlight marks for search snippets: two private-use characters, removed
+// from the body first, so the page can split on them and escape everything.
+export const MARK_START = '\uE000';
+export const MARK_END = '\uE001';
+/** Only the start of a long body is scanned for a snippet: ts_headline re-parses the text it is given. */
+export const SNIPPET_SOURCE_CHARS = 20_000;
+
+export interface SearchRow {
+  id: string | number;
+  title: string;
+  tags: string[];
+  version: number;
+  updated_at: string;
+  rank: number | string;
+  sort_key: string;
+  snippet: string;
+}
+
+/**
+ * Notes matching `q` (web-search syntax: words, "phrases", -not, or), best
+ * first. The rank is ts_rank_cd over the weighted `search` column (title A,
+ * body B), normalised into [0, 1), plus 1 when the title itself matches: a
+ * title hit always ranks above a body-only hit, however often the body
+ * repeats the word. The snippet is made only for the page of results.
+ */
+export function searchNotes(options: {
+  q: string;
+  sort: KeysetSort;
+  cursor?: { key: string | null; id: number };
+  limit: number;
+}): Statement {
+  const where = after(options.sort, options.cursor);
+  const headline = `StartSel=${MARK_START}, StopSel=${MARK_END}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "`;
+  return {
+    text: `WITH q AS (SELECT websearch_to_tsquery('simple', ?) AS query),
+            ranked AS (
+              SELECT n.id, n.title, n.tags, n.version, n.updated_at, n.body,
+                     ((ts_filter(n.search, '{a}') @@ q.query)::int + ts_rank_cd(n.search, q.query, 32))::float8 AS rank
+                FROM notes n, q
+               WHERE n.search @@ q.query
+            ),
+            hits AS (
+              SELECT * FROM ranked
+               WHERE ${where.sql}
+               ORDER BY ${orderBy(options.sort)}
+               LIMIT ?
+            )
+         SELECT hits.id, hits.title, hits.tags, hits.version, ${iso('hits.updated_at')} AS updated_at,
+                hits.rank, ${keyText(options.sort)} AS sort_key,
+                ts_headline('simple', translate(left(hits.body, ${SNIPPET_SOURCE_CHARS}), ?, ''), q.query, ?) AS snippet
+           FROM hits, q
+          ORDER BY ${orderBy(options.sort)}`,
+    values: [options.q, ...where.params, options.limit, MARK_START + MARK_END, headline],
+  };
+}
+
+/**
+ * Unlinks a deleted note's tasks as a change of each task (new version, new
+ * updated_at), so a client holding one of them learns of it on its next save.
+ */
+export const unlinkTasksOfNote = (noteId: number): Statement => ({
+  text: `UPDATE tasks SET note_id = NULL, version = version + 1, updated_at = now()
+          WHERE note_id = ? RETURNING id, version`,
+  values: [noteId],
+});
+
+/** Locks the note against deletion until the transaction ends (a task is being linked to it). */
+export const lockNoteForLink = (noteId: number): Statement => ({
+  text: 'SELECT id FROM notes WHERE id = ? FOR KEY SHARE',
+  values: [noteId],
+});
+
+export const tagPalette = (): Statement => ({
+  text: 'SELECT name, color FROM reference.tag_palette ORDER BY position, name',
+  values: [],
+});
+
+export const taskTemplates = (): Statement => ({
+  text: 'SELECT id, title, status, due_in_days FROM reference.task_templates ORDER BY id',
+  values: [],
+});
