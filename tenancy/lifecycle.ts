@@ -1,6 +1,6 @@
 // Tenant lifecycle steps after provisioning: suspend / resume / archive, legal
 // hold, and drop. Each is one transaction under the tenant's advisory lock.
-import { type Pool, transaction } from './db.ts';
+import { type Client, type Pool, transaction } from './db.ts';
 import { LegalHoldError, stateError, TenantNotFoundError } from './errors.ts';
 import { checkTenantName } from './identifiers.ts';
 import { tenantLock } from './locks.ts';
@@ -8,21 +8,24 @@ import * as sql from './tenant-sql.ts';
 
 /** Schema and role go; the row stays as 'deleted' (its ledger outlives it). Refused under legal hold. */
 export async function dropTenant(pool: Pool, tenantId: string): Promise<sql.TenantRow> {
-  return transaction(pool, async (client) => {
-    await client.query(tenantLock(tenantId));
-    const tenant = (await client.query<sql.TenantRow>(sql.selectTenantForUpdate(tenantId))).rows[0];
-    if (!tenant) throw new TenantNotFoundError(tenantId);
-    if (tenant.state === 'deleted') throw stateError(tenantId, 'already deleted');
-    if (tenant.legal_hold) throw new LegalHoldError(tenantId);
-    const schema = checkTenantName(tenant.schema_name);
-    const role = checkTenantName(tenant.role_name);
-    await client.query(sql.dropSchema(schema));
-    if ((await client.query(sql.roleExists(role))).rowCount) {
-      await client.query(sql.dropOwned(role));
-      await client.query(sql.dropRole(role));
-    }
-    return (await client.query<sql.TenantRow>(sql.markDeleted(tenantId))).rows[0] as sql.TenantRow;
-  });
+  return transaction(pool, (client) => dropTenantInTransaction(client, tenantId));
+}
+
+/** The same steps inside the caller's transaction (account deletion adds the user and its audit row to it). */
+export async function dropTenantInTransaction(client: Client, tenantId: string): Promise<sql.TenantRow> {
+  await client.query(tenantLock(tenantId));
+  const tenant = (await client.query<sql.TenantRow>(sql.selectTenantForUpdate(tenantId))).rows[0];
+  if (!tenant) throw new TenantNotFoundError(tenantId);
+  if (tenant.state === 'deleted') throw stateError(tenantId, 'already deleted');
+  if (tenant.legal_hold) throw new LegalHoldError(tenantId);
+  const schema = checkTenantName(tenant.schema_name);
+  const role = checkTenantName(tenant.role_name);
+  await client.query(sql.dropSchema(schema));
+  if ((await client.query(sql.roleExists(role))).rowCount) {
+    await client.query(sql.dropOwned(role));
+    await client.query(sql.dropRole(role));
+  }
+  return (await client.query<sql.TenantRow>(sql.markDeleted(tenantId))).rows[0] as sql.TenantRow;
 }
 
 /** Ops switch for a tenant's availability; the unit of work refuses anything but 'active'. */
