@@ -3,6 +3,7 @@
 
 const NAMESPACE_CONTROL = 0x454e4301; // "ENC" + 1
 const NAMESPACE_TENANT = 0x454e4302;
+const NAMESPACE_AUDIT = 0x454e4303;
 
 export const controlLock = () => ({
   text: 'SELECT pg_advisory_xact_lock($1, 0)',
@@ -13,4 +14,19 @@ export const controlLock = () => ({
 export const tenantLock = (tenantId: string) => ({
   text: 'SELECT pg_advisory_xact_lock($1, hashtext($2))',
   values: [NAMESPACE_TENANT, tenantId],
+});
+
+/**
+ * Serialises every write to the audit chains and keys (seal, key publish and
+ * rotation) across all instances: one sealer at a time, anywhere.
+ */
+export const auditLock = () => ({
+  text: 'SELECT pg_advisory_xact_lock($1, 1)',
+  values: [NAMESPACE_AUDIT],
+});
+
+/** The same lock, not waited for: true if taken (a sealer that finds another at work can skip its turn). */
+export const auditTryLock = () => ({
+  text: 'SELECT pg_try_advisory_xact_lock($1, 1) AS locked',
+  values: [NAMESPACE_AUDIT],
 });

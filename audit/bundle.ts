@@ -1,0 +1,271 @@
+// Writes an export bundle (.tar.gz, docs/AUDIT-FORMAT.md) from chains of
+// sealed entries, streaming: entries pass through one at a time and are never
+// all in memory.
+//
+// A tar header carries the size of its file, and the manifest carries the
+// SHA-256 of every file, so neither can be written before its file is
+// complete. Each file is therefore first spooled to a temporary file while it
+// is hashed and counted (phase one, `spoolBundle`); then the tar streams the
+// spooled files, each with its now-known size, and the manifest last (phase
+// two, `writeTo`). The export reads the database only in phase one, so its
+// snapshot is released before a slow reader (an HTTP client) drains phase two.
+
+import { createHash, type Hash } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import tar from 'tar-stream';
+import {
+  type BundleFilter,
+  CHECKPOINTS_FILE,
+  CSV_FILE,
+  canonicalBytes,
+  ENTRIES_FILE,
+  FORMAT_VERSION,
+  KEYS_FILE,
+  MANIFEST_FILE,
+  type Manifest,
+  type ManifestChain,
+  type ManifestFile,
+  type SignedCheckpoint,
+} from './bundle-format.ts';
+
+export interface BundleChain {
+  /** firstSeq..lastSeq and hash_{firstSeq-1}, as they go into the manifest. */
+  range: ManifestChain;
+  /** The signed checkpoint at lastSeq. */
+  checkpoint: SignedCheckpoint;
+  /** The exact stored bytes of entries firstSeq..lastSeq, in order. */
+  entries: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+}
+
+export interface BundleContent {
+  origin: string;
+  createdAt?: Date;
+  filter?: Partial<BundleFilter>;
+  /** keys.json: the published public keys (informational; verifiers pin their own). */
+  keys: unknown;
+  chains: AsyncIterable<BundleChain> | Iterable<BundleChain>;
+}
+
+export interface BundleOptions {
+  tmpDir?: string;
+  /** Called now and then with the number of entries spooled so far. */
+  onProgress?: (entries: number) => void;
+}
+
+export interface SpooledBundle {
+  manifest: Manifest;
+  /** manifest.json exactly as it goes into the tar. */
+  manifestBytes: Buffer;
+  entries: number;
+  /** Streams the .tar.gz into `out`; resolves once `out` has it all. */
+  writeTo(out: Writable): Promise<void>;
+  /** Removes the spooled files. */
+  dispose(): Promise<void>;
+}
+
+/** Phase one and two in one call. */
+export async function writeBundle(out: Writable, content: BundleContent, options: BundleOptions = {}) {
+  const spooled = await spoolBundle(content, options);
+  try {
+    await spooled.writeTo(out);
+    return { manifest: spooled.manifest, entries: spooled.entries };
+  } finally {
+    await spooled.dispose();
+  }
+}
+
+const CSV_COLUMNS = ['chain', 'seq', 'at', 'tenant', 'actor', 'action', 'resource', 'outcome'];
+const NEWLINE = 0x0a;
+
+/** Phase one: every file written aside, hashed and counted; the manifest built. */
+export async function spoolBundle(
+  content: BundleContent,
+  options: BundleOptions = {},
+): Promise<SpooledBundle> {
+  const dir = await mkdtemp(path.join(options.tmpDir ?? tmpdir(), 'enclave-bundle-'));
+  const dispose = () => rm(dir, { recursive: true, force: true });
+  try {
+    const entriesFile = new SpoolFile(path.join(dir, ENTRIES_FILE));
+    const csvFile = new SpoolFile(path.join(dir, CSV_FILE));
+    const checkpointsFile = new SpoolFile(path.join(dir, CHECKPOINTS_FILE));
+    const keysFile = new SpoolFile(path.join(dir, KEYS_FILE));
+    const spools = [entriesFile, csvFile, checkpointsFile, keysFile];
+    const chains: ManifestChain[] = [];
+    let entries = 0;
+    try {
+      await csvFile.write(Buffer.from(`${CSV_COLUMNS.join(',')}\r\n`));
+      for await (const chain of content.chains) {
+        chains.push({ ...chain.range });
+        for await (const bytes of chain.entries) {
+          if (bytes.includes(NEWLINE))
+            throw new Error(`an entry of chain ${chain.range.chain} holds a raw newline: not canonical JSON`);
+          await entriesFile.write(bytes);
+          await entriesFile.write(LF);
+          await csvFile.write(Buffer.from(csvRow(bytes)));
+          entries++;
+          if (options.onProgress && entries % 10_000 === 0) options.onProgress(entries);
+        }
+        await checkpointsFile.write(Buffer.concat([canonicalBytes(chain.checkpoint), LF]));
+      }
+      await keysFile.write(Buffer.from(`${JSON.stringify(content.keys, null, 2)}\n`));
+    } finally {
+      await Promise.all(spools.map((s) => s.close()));
+    }
+    options.onProgress?.(entries);
+    const createdAt = content.createdAt ?? new Date();
+    const manifest: Manifest = {
+      v: FORMAT_VERSION,
+      origin: content.origin,
+      createdAt: createdAt.toISOString(),
+      filter: {
+        tenant: content.filter?.tenant ?? null,
+        from: content.filter?.from ?? null,
+        to: content.filter?.to ?? null,
+      },
+      chains,
+      files: spools.map((s) => s.summary()),
+    };
+    const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
+    return {
+      manifest,
+      manifestBytes,
+      entries,
+      writeTo: (out) =>
+        writeTarGz(
+          out,
+          [
+            ...spools.map((s) => ({ name: path.basename(s.path), file: s.path, size: s.bytes })),
+            { name: MANIFEST_FILE, body: manifestBytes },
+          ],
+          createdAt,
+        ),
+      dispose,
+    };
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+}
+
+const LF = Buffer.from('\n');
+
+/** A file written aside while hashed and counted, with backpressure. */
+class SpoolFile {
+  readonly path: string;
+  bytes = 0;
+  private readonly sha: Hash = createHash('sha256');
+  private readonly stream: WriteStream;
+  private sha256: string | undefined;
+
+  constructor(file: string) {
+    this.path = file;
+    this.stream = createWriteStream(file, { flags: 'wx', mode: 0o600 });
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    this.sha.update(bytes);
+    this.bytes += bytes.length;
+    if (!this.stream.write(bytes)) await once(this.stream, 'drain');
+  }
+
+  async close(): Promise<void> {
+    this.sha256 ??= this.sha.digest('hex');
+    if (this.stream.closed) return;
+    this.stream.end();
+    await once(this.stream, 'close');
+  }
+
+  summary(): ManifestFile {
+    return { name: path.basename(this.path), bytes: this.bytes, sha256: this.sha256 as string };
+  }
+}
+
+// --- entries.csv: a convenience view, not verified ---------------------------
+
+type Json = Record<string, unknown>;
+
+function csvRow(bytes: Uint8Array): string {
+  const e = JSON.parse(Buffer.from(bytes).toString('utf8')) as Json;
+  const pair = (v: unknown) => {
+    const o = v as { type?: unknown; id?: unknown } | null;
+    return o ? (o.id == null ? String(o.type) : `${o.type}:${o.id}`) : '';
+  };
+  const outcome = e.outcome as { result?: unknown; code?: unknown } | undefined;
+  const cp = e.checkpoint as { chain?: unknown; size?: unknown } | undefined;
+  const fields =
+    e.kind === 'checkpoint'
+      ? [e.chain, e.seq, e.at, '', 'system', 'checkpoint', cp ? `${cp.chain}:${cp.size}` : '', '']
+      : [
+          e.chain,
+          e.seq,
+          e.at,
+          e.tenant ?? '',
+          pair(e.actor),
+          e.action,
+          pair(e.resource),
+          outcome ? (outcome.code == null ? outcome.result : `${outcome.result}:${outcome.code}`) : '',
+        ];
+  return `${fields.map(csvField).join(',')}\r\n`;
+}
+
+/** RFC 4180 quoting, and a leading quote mark on anything a spreadsheet would run as a formula. */
+export function csvField(value: unknown): string {
+  let s = value == null ? '' : String(value);
+  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+// --- phase two: the tar.gz ---------------------------------------------------
+
+type TarFile = { name: string; body: Buffer } | { name: string; file: string; size: number };
+
+/** file -> tar entry -> gzip -> out, with backpressure all the way; either side failing stops both. */
+async function writeTarGz(out: Writable, files: readonly TarFile[], mtime: Date): Promise<void> {
+  const pack = tar.pack();
+  const stop = new AbortController();
+  const sent = pipeline(pack, createGzip(), out).catch((err: unknown) => {
+    stop.abort(err);
+    throw err;
+  });
+  const produced = (async () => {
+    for (const f of files) {
+      stop.signal.throwIfAborted();
+      const { promise: taken, resolve, reject } = Promise.withResolvers<void>();
+      const header = { name: f.name, size: 'body' in f ? f.body.length : f.size, mode: 0o644, mtime };
+      const entry = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+      entry.on('error', reject); // destroyed along with the pack when `out` fails
+      taken.catch(() => {}); // awaited below, unless the write loop fails first
+      const chunks = 'body' in f ? [f.body] : createReadStream(f.file, { signal: stop.signal });
+      for await (const chunk of chunks) {
+        if (!entry.write(chunk as Buffer)) await once(entry, 'drain', { signal: stop.signal });
+      }
+      entry.end(null); // streamx's typings want an argument; null writes nothing
+      await untilAborted(taken, stop.signal);
+    }
+    pack.finalize();
+  })();
+  await Promise.all([
+    sent,
+    produced.catch((err: unknown) => {
+      pack.destroy(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    }),
+  ]);
+}
+
+/** `promise`, or the abort reason as soon as `signal` aborts (and no listener left behind either way). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}

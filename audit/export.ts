@@ -1,0 +1,211 @@
+// Exports sealed chains as a bundle (docs/AUDIT-FORMAT.md, "Export bundle"):
+// per chain, its latest checkpoint (at or before --to), the entries from
+// seq 1 (or the first at or after --from, or the first whose payload was not
+// pruned) up to that checkpoint's size, and hash_{firstSeq-1} to link them.
+//
+// Everything is read in one REPEATABLE READ snapshot, entries through a
+// server-side cursor in batches, so millions of entries never sit in memory
+// and a seal running meanwhile is simply not seen. The snapshot ends once the
+// files are spooled (bundle.ts), before the .tar.gz goes out to a slow reader.
+// Every export is itself audited (`audit.export`), also when it fails.
+import { createHash } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import { type Client, type Pool, run, transaction } from '../tenancy/db.ts';
+import { ident } from '../tenancy/identifiers.ts';
+import { type BundleChain, type SpooledBundle, spoolBundle } from './bundle.ts';
+import { type ManifestChain, type SignedCheckpoint, ZERO_HASH } from './bundle-format.ts';
+import { parseCanonical } from './canonical.ts';
+import type { Checkpoint } from './entry.ts';
+import { formatTime } from './entry.ts';
+import { type AuditActor, type AuditContext, insertAuditEvent } from './event.ts';
+import * as sql from './export-sql.ts';
+import { readOrigin } from './sealer.ts';
+import { publicKeys } from './signing.ts';
+
+export interface ExportOptions {
+  /** Only this tenant's chain; without it every chain, the platform and registry chains included. */
+  tenant?: string | null;
+  /** Each chain from its first entry that happened at or after this time. */
+  from?: Date | null;
+  /** Each chain up to its latest checkpoint signed at or before this time. */
+  to?: Date | null;
+  /** Who exports, recorded in the `audit.export` event. */
+  actor: AuditActor;
+  context?: AuditContext;
+  tmpDir?: string;
+  /** Entries read so far, of `total`. */
+  onProgress?: (done: number, total: number) => void;
+  /** Rows per FETCH from the cursor. */
+  batchSize?: number;
+}
+
+export interface ExportSummary {
+  chains: number;
+  entries: number;
+  /** SHA-256 of manifest.json: names this bundle (the manifest holds every other file's hash). */
+  manifestSha256: string;
+}
+
+export class AuditExportError extends Error {
+  override name = 'AuditExportError';
+}
+
+const CURSOR = 'audit_export_entries';
+
+/** Writes the bundle to `out` (and ends it); records `audit.export` whichever way it goes. */
+export async function exportBundle(
+  pool: Pool,
+  out: Writable,
+  options: ExportOptions,
+): Promise<ExportSummary> {
+  const filter = {
+    tenant: options.tenant ?? null,
+    from: options.from ? formatTime(options.from) : null,
+    to: options.to ? formatTime(options.to) : null,
+  };
+  let summary: ExportSummary | undefined;
+  try {
+    const spooled = await transaction(pool, async (client) => {
+      await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      return spoolFromDatabase(client, options, filter);
+    });
+    try {
+      await spooled.writeTo(out);
+    } finally {
+      await spooled.dispose();
+    }
+    summary = {
+      chains: spooled.manifest.chains.length,
+      entries: spooled.entries,
+      manifestSha256: createHash('sha256').update(spooled.manifestBytes).digest('hex'),
+    };
+    return summary;
+  } finally {
+    await run(
+      pool,
+      insertAuditEvent({
+        tenantId: filter.tenant,
+        actor: options.actor,
+        action: 'audit.export',
+        resource: { type: 'audit_bundle', id: summary?.manifestSha256 ?? null },
+        outcome: summary ? 'success' : 'failure',
+        code: summary ? null : 'export_failed',
+        ...(options.context ? { context: options.context } : {}),
+        details: { filter, ...(summary ? { chains: summary.chains, entries: summary.entries } : {}) },
+      }),
+    );
+  }
+}
+
+async function spoolFromDatabase(
+  client: Client,
+  options: ExportOptions,
+  filter: { tenant: string | null; from: string | null; to: string | null },
+): Promise<SpooledBundle> {
+  const origin = await readOrigin(client);
+  const names = filter.tenant
+    ? [`t_${filter.tenant}`]
+    : (await run<{ chain: string }>(client, sql.selectChains())).rows.map((r) => r.chain);
+  const plans: BundleChain[] = [];
+  let total = 0;
+  for (const chain of names) {
+    const plan = await planChain(client, chain, options, filter.to);
+    if (!plan) continue; // no checkpoint (at or before --to): nothing sealed to show yet
+    total += plan.range.lastSeq - plan.range.firstSeq + 1;
+    plans.push(plan);
+  }
+  let done = 0;
+  const batchSize = options.batchSize ?? 2000;
+  const chains = plans.map((p) => ({
+    ...p,
+    entries: (async function* () {
+      for await (const entry of readEntries(client, p.range, batchSize)) {
+        done++;
+        yield entry;
+      }
+      options.onProgress?.(done, total);
+    })(),
+  }));
+  return spoolBundle(
+    {
+      origin,
+      filter,
+      keys: {
+        keys: (await publicKeys(client)).map((k) => ({
+          keyId: k.keyId,
+          publicKey: k.pem,
+          createdAt: k.createdAt.toISOString(),
+          retiredAt: k.retiredAt?.toISOString() ?? null,
+        })),
+      },
+      chains,
+    },
+    {
+      ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
+      ...(options.onProgress ? { onProgress: () => options.onProgress?.(done, total) } : {}),
+    },
+  );
+}
+
+/** The range, link hash and checkpoint of one chain; undefined when it has no checkpoint (at or before `to`). */
+async function planChain(
+  client: Client,
+  chain: string,
+  options: ExportOptions,
+  to: string | null,
+): Promise<BundleChain | undefined> {
+  const cp = (await run<sql.CheckpointRow>(client, sql.selectLatestCheckpoint(chain, to))).rows[0];
+  if (!cp) return undefined;
+  const size = Number(cp.size);
+  const firstSeqOf = async (statement: { text: string; values: unknown[] }) => {
+    const seq = (await run<{ seq: number | null }>(client, statement)).rows[0]?.seq;
+    return seq == null ? size + 1 : Number(seq);
+  };
+  let firstSeq = options.from ? await firstSeqOf(sql.selectFirstSeqFrom(chain, size, options.from)) : 1;
+  // Retention pruned a prefix: start after it (the manifest's prevHash links the rest).
+  firstSeq = Math.max(firstSeq, await firstSeqOf(sql.selectFirstKeptSeq(chain)));
+  firstSeq = Math.min(firstSeq, size + 1);
+  let prevHash = ZERO_HASH;
+  if (firstSeq > 1) {
+    const row = (await run<{ hash: Buffer }>(client, sql.selectHash(chain, firstSeq - 1))).rows[0];
+    if (!row) throw new AuditExportError(`chain ${chain} has no entry ${firstSeq - 1}: the log is damaged`);
+    prevHash = row.hash;
+  }
+  const range: ManifestChain = { chain, firstSeq, lastSeq: size, prevHash: prevHash.toString('hex') };
+  const checkpoint: SignedCheckpoint = {
+    checkpoint: parseCanonical(cp.checkpoint) as Checkpoint,
+    signature: cp.signature.toString('base64'),
+  };
+  return { range, checkpoint, entries: [] };
+}
+
+/**
+ * One chain's entries through a server-side cursor, `batchSize` rows per
+ * FETCH. A missing row or payload inside the range is written as it is found
+ * (a gap), so that the verifier, not the exporter, reports the damage; a
+ * pruned payload inside the range cannot be written at all and fails the export.
+ */
+async function* readEntries(client: Client, range: ManifestChain, batchSize: number): AsyncGenerator<Buffer> {
+  if (range.lastSeq < range.firstSeq) return;
+  const cursor = ident(CURSOR);
+  await run(client, sql.declareEntryCursor(cursor, range.chain, range.firstSeq, range.lastSeq));
+  try {
+    for (;;) {
+      const { rows } = await run<{ seq: number; entry: Buffer | null }>(
+        client,
+        sql.fetchCursor(cursor, batchSize),
+      );
+      for (const row of rows) {
+        if (row.entry === null)
+          throw new AuditExportError(
+            `entry ${row.seq} of chain ${range.chain} has no payload (pruned) inside the exported range`,
+          );
+        yield row.entry;
+      }
+      if (rows.length < batchSize) break;
+    }
+  } finally {
+    // After a failure the transaction is aborted and rolls back, which closes the cursor anyway.
+    await run(client, sql.closeCursor(cursor)).catch(() => {});
+  }
+}

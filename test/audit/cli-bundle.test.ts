@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { EditableBundle } from './bundle-fixture.ts';
+import { event, insertEvent } from './chain-helpers.ts';
+
+let db: TestDatabase;
+let dir: string;
+const TENANT = 'cccccccccc01';
+
+/** The CLI with the test database (or, with `offline`, with a database URL nobody answers on). */
+function enclave(args: string[], offline = false) {
+  const result = spawnSync(process.execPath, ['bin/enclave.ts', ...args], {
+    env: {
+      ...process.env,
+      DATABASE_URL: offline ? 'postgres://nobody@127.0.0.1:1/none' : db.url,
+      DATA_DIR: path.join(dir, 'data'),
+      AUDIT_SIGNING_KEY_FILE: '',
+    },
+    encoding: 'utf8',
+    input: '',
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function oneLine(text: string): string {
+  const lines = text.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `expected one line, got:\n${text}`);
+  return lines[0] as string;
+}
+
+async function sealUntilDrained(): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    assert.equal(enclave(['audit', 'seal']).code, 0);
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM control.audit_inbox');
+    if (rows[0].n === 0) return;
+  }
+  throw new Error('the inbox did not drain');
+}
+
+describe('enclave audit export / verify', () => {
+  const file = (name: string) => path.join(dir, name);
+
+  before(async () => {
+    db = await createTestDatabase();
+    dir = mkdtempSync(path.join(tmpdir(), 'enclave-bundle-cli-'));
+    for (let i = 0; i < 5; i++) await insertEvent(db.pool, event(TENANT, 'note.update', { n: i }));
+    await insertEvent(db.pool, event(null, 'auth.login'));
+    await sealUntilDrained();
+    const pem = enclave(['audit', 'public-key']);
+    assert.equal(pem.code, 0, pem.stderr);
+    writeFileSync(file('pinned.pem'), pem.stdout);
+  });
+  after(async () => {
+    await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('audit export writes the bundle atomically, says what it wrote, and is itself audited', async () => {
+    const r = enclave(['audit', 'export', '--out', file('all.tar.gz')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(oneLine(r.stdout), /^Exported \d+ entries in 3 chains to .*all\.tar\.gz \(manifest SHA-256 [0-9a-f]{64}\)\.$/);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+      [],
+      'no temporary file is left behind',
+    );
+    const { rows } = await db.pool.query(
+      "SELECT actor_type, actor_id, tenant_id, outcome, details FROM control.audit_inbox WHERE action = 'audit.export'",
+    );
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].actor_type, 'system');
+    assert.match(rows[0].actor_id, /^cli:/);
+    assert.equal(rows[0].outcome, 'success');
+    assert.deepEqual(rows[0].details.filter, { tenant: null, from: null, to: null });
+  });
+
+  test('audit verify needs no database: OK with counts, exit 0', () => {
+    const r = enclave(['audit', 'verify', file('all.tar.gz'), '--key', file('pinned.pem')], true);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(oneLine(r.stdout), /^OK: \d+ entries in 3 chains, checkpoints verified$/);
+  });
+
+  test('audit verify on a tampered bundle prints the first bad chain and seq and exits 1', async () => {
+    const bundle = await EditableBundle.from(readFileSync(file('all.tar.gz')));
+    const lines = bundle.lines;
+    const i = bundle.indexOf(`t_${TENANT}`, 2);
+    lines.splice(i, 1);
+    bundle.lines = lines;
+    bundle.fixManifest();
+    writeFileSync(file('tampered.tar.gz'), await bundle.toBuffer());
+    const r = enclave(['audit', 'verify', file('tampered.tar.gz'), '--key', file('pinned.pem')], true);
+    assert.equal(r.code, 1);
+    assert.match(oneLine(r.stdout), new RegExp(`^FAIL: chain t_${TENANT} seq 2: sequence: expected seq 2, found 3`));
+  });
+
+  test('--save-checkpoints keeps what the next --prev needs; an older export then fails as truncated', async () => {
+    const older = file('tenant-older.tar.gz');
+    assert.equal(enclave(['audit', 'export', '--tenant', TENANT, '--out', older]).code, 0);
+    await insertEvent(db.pool, event(TENANT, 'note.delete'));
+    await sealUntilDrained();
+    const newer = file('tenant-newer.tar.gz');
+    assert.equal(enclave(['audit', 'export', '--tenant', TENANT, '--out', newer, '--json']).code, 0);
+
+    const first = enclave(['audit', 'verify', older, '--key', file('pinned.pem'), '--save-checkpoints', file('kept.jsonl')], true);
+    assert.equal(first.code, 0, first.stdout);
+    const next = enclave(['audit', 'verify', newer, '--key', file('pinned.pem'), '--prev', file('kept.jsonl'), '--save-checkpoints', file('kept2.jsonl')], true);
+    assert.equal(next.code, 0, next.stdout);
+    const replayed = enclave(['audit', 'verify', older, '--key', file('pinned.pem'), '--prev', file('kept2.jsonl')], true);
+    assert.equal(replayed.code, 1);
+    assert.match(oneLine(replayed.stdout), new RegExp(`^FAIL: chain t_${TENANT} seq \\d+: truncated: `));
+    // A single { checkpoint, signature } file works as --prev too.
+    const single = JSON.stringify(JSON.parse(readFileSync(file('kept2.jsonl'), 'utf8').trim()), null, 2);
+    writeFileSync(file('one.json'), single);
+    assert.equal(enclave(['audit', 'verify', newer, '--key', file('pinned.pem'), '--prev', file('one.json')], true).code, 0);
+  });
+
+  test('bad usage is one line on stderr and exit code 2', () => {
+    writeFileSync(file('junk.txt'), 'not json, not a key');
+    for (const args of [
+      ['audit', 'verify', file('all.tar.gz')], // no --key
+      ['audit', 'verify', file('all.tar.gz'), '--key', file('junk.txt')],
+      ['audit', 'verify', file('missing.tar.gz'), '--key', file('pinned.pem')],
+      ['audit', 'verify', file('all.tar.gz'), '--key', file('pinned.pem'), '--prev', file('junk.txt')],
+      ['audit', 'export', '--tenant', 'NOT-AN-ID', '--out', file('x.tar.gz')],
+      ['audit', 'export', '--from', 'yesterday', '--out', file('x.tar.gz')],
+      ['audit', 'export', '--tenant', 'zzzzzzzzzz99', '--out', file('x.tar.gz')],
+    ]) {
+      const r = enclave(args, args[1] === 'verify');
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(oneLine(r.stderr), /^enclave: /);
+    }
+    assert.equal(existsSync(file('x.tar.gz')), false);
+  });
+});
