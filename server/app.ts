@@ -36,6 +36,10 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRouter(deps.checks, deps.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS, deps.log));
   // Small, strict bodies: JSON objects/arrays only, flat forms (no a[b]=c nesting).
   app.use(express.json({ limit: '100kb', strict: true }));
+  // The note editor posts up to 100,000 characters, which form encoding can make
+  // ten times as many bytes (%XX per byte of UTF-8): enough room there, so a long
+  // note is not refused before its form can be shown again with the text kept.
+  app.use('/workspace', express.urlencoded({ extended: false, limit: '1mb', parameterLimit: 100 }));
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 100 }));
   for (const mw of deps.middleware ?? []) app.use(mw);
   for (const router of deps.routers ?? []) app.use(router);

@@ -19,14 +19,17 @@ import { sessionMiddleware } from './auth/session-middleware.ts';
 import type { Config } from './config.ts';
 import type { ReadinessCheck } from './health.ts';
 import type { Logger } from './logger.ts';
+import { accountDeleteRoutes } from './routes/account-delete.ts';
 import { authRoutes } from './routes/auth.ts';
 import type { RouteDeps } from './routes/deps.ts';
+import { exportRoutes } from './routes/export.ts';
 import { mfaRoutes } from './routes/mfa.ts';
-import { noteRoutes } from './routes/notes.ts';
 import { pageRoutes } from './routes/pages.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { setupRoutes } from './routes/setup.ts';
 import { tokenRoutes } from './routes/tokens.ts';
+import { workspaceApiRoutes } from './routes/workspace-api.ts';
+import { workspacePages } from './routes/workspace-pages.ts';
 import { SessionRegistry } from './sessions/registry.ts';
 import { createSessionBackend } from './sessions/store.ts';
 import { assetsRouter } from './views.ts';
@@ -71,10 +74,13 @@ export async function buildWeb(options: {
     routers: [
       authRoutes(deps),
       sessionRoutes(deps),
-      noteRoutes(deps),
+      workspaceApiRoutes(deps),
+      exportRoutes(deps),
+      accountDeleteRoutes(deps),
       tokenRoutes(deps),
       mfaRoutes(deps),
       pageRoutes(deps),
+      workspacePages(deps),
       setupRoutes(deps),
     ],
     checks: backend.redis ? { redis: backend.check } : {},

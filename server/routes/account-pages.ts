@@ -4,6 +4,7 @@
 // answer to the POST itself, never kept in the session for a redirect.
 import { type Request, type Response, Router } from 'express';
 import { InvalidInputError } from '../../tenancy/errors.ts';
+import { DELETE_CONFIRMATION } from '../accounts/account-deletion.ts';
 import { changePassword } from '../accounts/accounts.ts';
 import { createToken, listTokens, revokeToken } from '../accounts/api-tokens.ts';
 import {
@@ -16,6 +17,7 @@ import {
 import { logIn } from '../auth/session-middleware.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
 import { flash, render } from '../views.ts';
+import { deleteOwnAccount } from './account-delete.ts';
 import type { RouteDeps } from './deps.ts';
 import { field, formProblem, requirePageUser, signedIn } from './page-forms.ts';
 
@@ -35,8 +37,15 @@ export function accountPages(deps: RouteDeps): Router {
     sessions.sort(
       (a, b) => Number(b.current) - Number(a.current) || +new Date(b.lastSeenAt) - +new Date(a.lastSeenAt),
     );
-    const data = { title: 'Account', roleLabel: ROLE_LABELS[user.role], sessions, mfa, tokens };
-    render(res, 'account', { tokenValues: {}, ...data, ...extra }, status);
+    const data = {
+      title: 'Account',
+      roleLabel: ROLE_LABELS[user.role],
+      sessions,
+      mfa,
+      tokens,
+      deleteConfirmation: DELETE_CONFIRMATION,
+    };
+    render(res, 'account', { tokenValues: {}, deleteValues: {}, ...data, ...extra }, status);
   }
 
   /** Same login under a new session id: turning MFA on or off is a privilege change. */
@@ -195,6 +204,28 @@ export function accountPages(deps: RouteDeps): Router {
       flash(req, 'info', 'That API token had already been revoked.');
     }
     res.redirect(303, '/account');
+  });
+
+  // --- Your data: delete the account --------------------------------------
+  // (The export is a plain link to GET /api/v1/export: the browser downloads it with the session cookie.)
+
+  router.post('/account/delete', async (req, res) => {
+    requireOwner(req);
+    try {
+      const body = {
+        confirm: field(req, 'confirm'),
+        password: field(req, 'password'),
+        totp: field(req, 'totp'),
+      };
+      await deleteOwnAccount(deps, req, res, { ...body, totp: body.totp.trim() || undefined });
+    } catch (err) {
+      const problem = formProblem(res, err);
+      // The typed phrase is kept (it is no secret); the password and code never are.
+      const deleteValues = { confirm: field(req, 'confirm') };
+      return showAccount(req, res, { deleteError: problem.message, deleteValues }, problem.status);
+    }
+    // Signed out now: the sign-in page says what happened.
+    res.redirect(303, '/login?notice=account-deleted');
   });
 
   return router;

@@ -36,7 +36,12 @@ export function requirePageUser(req: Request): Express.User {
   throw req.user ? new ForbiddenError('Pages need a signed-in browser session.') : new LoginRequiredError();
 }
 
-/** Where a signed-in person starts: enrolment first when their account requires MFA and has none. */
+/**
+ * Where a signed-in person starts: enrolment first when their account requires
+ * MFA and has none; then owners their workspace, auditors and admins (who have
+ * none) their account.
+ */
 export function homeOf(user: Express.User): string {
-  return user.mfaRequired && !user.mfaEnabled ? '/account/mfa' : '/account';
+  if (user.mfaRequired && !user.mfaEnabled) return '/account/mfa';
+  return user.role === 'user' ? '/workspace' : '/account';
 }

@@ -36,12 +36,13 @@ const PENDING_MFA_ATTEMPTS = 5;
 const NOTICES: Record<string, string> = {
   'signed-out': 'You have signed out.',
   'mfa-expired': 'That took too long or too many tries. Please sign in again.',
+  'account-deleted': 'Your account and your workspace have been deleted, and you are signed out everywhere.',
 };
 
 export function pageRoutes(deps: RouteDeps): Router {
   const router = Router();
 
-  // Today's home is the account page; the workspace pages come later.
+  // Owners start in their workspace; auditors and admins on their account page (homeOf).
   router.get('/', (req, res) => {
     const user = signedIn(req);
     res.redirect(303, user ? homeOf(user) : '/login');

@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { generate } from 'otplib';
-import { chromium } from 'playwright-core';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { GOOD_PASSWORD, startTestServer, uniqueEmail } from '../helpers/server.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -40,6 +40,90 @@ const browser = await chromium.launch({
   ],
 });
 const problems: string[] = [];
+
+const NOTE_BODY = `## Before the trip
+
+- [x] Book the hotel
+- [ ] Renew the **passport**
+- [ ] Print the [train times](https://example.com/trains)
+
+> Leave by 7:30 to catch the early train.
+
+\`\`\`
+Platform 4, coach C, seats 41-42
+\`\`\``;
+
+/** The workspace pages: notes, the editor and its conflict page, the task board, search. */
+async function workspace(page: Page, context: BrowserContext, shot: (name: string) => Promise<unknown>) {
+  const newNote = async (title: string, body: string, tags: string[], other = '') => {
+    await page.goto(`${server.url}/workspace/notes/new`);
+    await page.fill('#title', title);
+    await page.fill('#body', body);
+    for (const tag of tags) await page.check(`#tag-${tag}`);
+    if (other) await page.fill('#otherTags', other);
+    await page.click('button:has-text("Create note")');
+    await page.waitForURL(/\/workspace\/notes\/\d+$/);
+    return page.url();
+  };
+  await newNote('Reading list', 'Books to read this winter: *The Dispossessed*, *Piranesi*.', [
+    'reading',
+    'later',
+  ]);
+  await newNote(
+    'Quarterly planning',
+    'Goals, owners and dates for the next quarter.',
+    ['work', 'urgent'],
+    'q3, planning',
+  );
+  const trip = await newNote('Trip to Lisbon', NOTE_BODY, ['personal', 'idea'], 'travel');
+  await shot('note-view');
+
+  await page.goto(`${server.url}/workspace/notes`);
+  await shot('notes');
+  await page.goto(`${trip}/edit`);
+  await shot('note-edit');
+
+  // The same note saved in another tab meanwhile: this tab's save is a conflict.
+  const other = await context.newPage();
+  await other.goto(`${trip}/edit`);
+  await other.fill('#body', `${NOTE_BODY}\n\nAdded from my phone: bring the adapter.`);
+  await other.click('button:has-text("Save")');
+  await other.waitForURL(/\/workspace\/notes\/\d+$/);
+  await other.close();
+  await page.fill('#title', 'Trip to Lisbon and Porto');
+  await page.fill('#body', `${NOTE_BODY}\n\nPorto for two days after Lisbon.`);
+  await page.click('button:has-text("Save")');
+  await shot('note-conflict');
+  await page.click('button:has-text("Save mine as a copy")');
+  await page.waitForURL(/\/workspace\/notes\/\d+$/);
+
+  await page.goto(`${server.url}/workspace/tasks`);
+  await shot('tasks-empty');
+  await page.click('button:has-text("Weekly review")');
+  await page.click('button:has-text("Follow up on an email")');
+  await page.goto(`${server.url}/workspace/tasks/new`);
+  await page.fill('#title', 'Book the train to Porto');
+  await page.fill('#dueDate', '2026-01-15');
+  await page.selectOption('#noteId', { label: 'Trip to Lisbon' });
+  await shot('task-new');
+  await page.click('button:has-text("Create task")');
+  await page.goto(`${server.url}/workspace/tasks/new`);
+  await page.fill('#title', 'Send the quarterly report to the whole team before the review meeting');
+  await page.check('#status-done');
+  await page.click('button:has-text("Create task")');
+  await page.click('.column-open .task-card:first-child button:has-text("Start")');
+  await page.waitForURL(/#task-\d+$/);
+  await shot('tasks');
+  // Keyboard: the focus ring on a card's button.
+  await page.focus('.column-doing .task-card button');
+  await page.keyboard.press('Tab');
+  await shot('tasks-focus');
+
+  await page.goto(`${server.url}/workspace/search?q=trip`);
+  await shot('search');
+  await page.goto(`${server.url}/workspace`);
+  await shot('workspace');
+}
 try {
   for (const [width, viewport] of Object.entries(VIEWPORTS)) {
     const context = await browser.newContext({ viewport });
@@ -62,7 +146,9 @@ try {
     await shot('register-error');
     await page.fill('#password', GOOD_PASSWORD);
     await page.click('button.button-primary');
-    await page.waitForURL('**/account');
+    await page.waitForURL('**/workspace');
+    await shot('workspace-empty');
+    await page.goto(`${server.url}/account`);
     await shot('account');
 
     await page.click('text=Set up two-step sign-in');
@@ -76,6 +162,8 @@ try {
     await page.fill('#token-name', 'nightly export');
     await page.click('text=Create token');
     await shot('account-token');
+
+    await workspace(page, context, shot);
 
     await page.goto(`${server.url}/no/such/page`);
     await shot('not-found');

@@ -68,7 +68,7 @@ describe('registration page', () => {
   test('registering through the form signs the person in and lands on their account', async () => {
     const { agent, email } = await registerByForm({ displayName: 'Ada Form' });
     const home = await agent.get('/').expect(303);
-    assert.equal(home.headers.location, '/account');
+    assert.equal(home.headers.location, '/workspace');
     const account = await agent.get('/account').expect(200).expect('Content-Type', /html/);
     assert.match(account.text, /Ada Form/);
     assert.match(account.text, new RegExp(email.replace(/[.+]/g, '\\$&')));
@@ -154,7 +154,7 @@ describe('sign-in page', () => {
       .type('form')
       .send({ _csrf: csrfOf(form.text), email, password })
       .expect(303);
-    assert.equal(res.headers.location, '/account');
+    assert.equal(res.headers.location, '/workspace');
     assert.notEqual(cookieOf(res), before, 'the session id changes at sign-in');
     const account = await agent.get('/account').expect(200);
     const out = await agent
