@@ -16,6 +16,36 @@ export interface AuditContext {
   requestId?: string | null;
 }
 
+/**
+ * Who did something, from where: what every audited service is handed by its
+ * caller (a request, the CLI, a job). `tenantId` is the actor's own workspace,
+ * the chain for events about the actor's own account (null: the platform
+ * chain); `details` are merged into every event it writes (an API token's id).
+ */
+export interface AuditBy {
+  actor: AuditActor;
+  context?: AuditContext;
+  tenantId?: string | null;
+  details?: Record<string, unknown>;
+}
+
+/** Work the platform does by itself (no person, no command). */
+export const SYSTEM: AuditBy = { actor: { type: 'system', id: null } };
+
+/** An event by `by`: its context and details merged in, its tenant unless the event names one. */
+export function eventBy(
+  by: AuditBy,
+  event: Omit<AuditEvent, 'tenantId' | 'actor' | 'context'> & { tenantId?: string | null },
+): AuditEvent {
+  return {
+    ...event,
+    tenantId: event.tenantId === undefined ? (by.tenantId ?? null) : event.tenantId,
+    actor: by.actor,
+    ...(by.context ? { context: by.context } : {}),
+    details: { ...by.details, ...event.details },
+  };
+}
+
 export interface AuditEvent {
   tenantId: string | null;
   actor: AuditActor;

@@ -155,7 +155,11 @@ export class EntryChecker {
     // Where a failure is reported: the entry's own chain and seq if it has them, else the next expected.
     const at = (entry?: Json) => ({
       chain: typeof entry?.chain === 'string' ? entry.chain : (this.current?.chain ?? null),
-      seq: Number.isSafeInteger(entry?.seq) ? (entry?.seq as number) : this.current ? this.current.lastSeq + 1 : null,
+      seq: Number.isSafeInteger(entry?.seq)
+        ? (entry?.seq as number)
+        : this.current
+          ? this.current.lastSeq + 1
+          : null,
     });
     let value: unknown;
     try {

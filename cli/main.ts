@@ -4,6 +4,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ConfigError } from '../server/config.ts';
 import { AppError } from '../server/errors.ts';
 import { InvalidInputError, TenancyError } from '../tenancy/errors.ts';
+import { registerAuditCommands } from './audit.ts';
 import { createCommand, driftCommand, dropCommand, listCommand, migrateCommand } from './tenants.ts';
 import { UsageError } from './usage-error.ts';
 import { createAdminCommand, requireMfaCommand } from './users.ts';
@@ -87,6 +88,7 @@ export function buildProgram(): Command {
     .action(async (email, opts) => {
       process.exitCode = await requireMfaCommand(email, opts);
     });
+  registerAuditCommands(program);
   return program;
 }
 

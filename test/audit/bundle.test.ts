@@ -44,9 +44,19 @@ function tarNames(bundle: Buffer): string[] {
   const tar = gunzipSync(bundle);
   const names: string[] = [];
   for (let off = 0; off + 512 <= tar.length; ) {
-    const name = tar.subarray(off, off + 100).toString('utf8').replace(/\0.*$/s, '');
+    const name = tar
+      .subarray(off, off + 100)
+      .toString('utf8')
+      .replace(/\0.*$/s, '');
     if (!name) break;
-    const size = Number.parseInt(tar.subarray(off + 124, off + 136).toString('utf8').replace(/\0.*$/s, '').trim(), 8);
+    const size = Number.parseInt(
+      tar
+        .subarray(off + 124, off + 136)
+        .toString('utf8')
+        .replace(/\0.*$/s, '')
+        .trim(),
+      8,
+    );
     names.push(name);
     off += 512 + Math.ceil(size / 512) * 512;
   }
@@ -107,7 +117,9 @@ describe('audit export bundle (real sealer, real database)', () => {
     await sealAt(db.pool, new Date('2032-01-01T00:00:00Z'));
     const size = (await readChain(db.pool, `t_${T1}`)).length;
 
-    const upTo = await verified(await exportToBuffer(db.pool, { tenant: T1, to: new Date('2031-06-01T00:00:00Z') }));
+    const upTo = await verified(
+      await exportToBuffer(db.pool, { tenant: T1, to: new Date('2031-06-01T00:00:00Z') }),
+    );
     assert.equal(upTo.chains[0]?.lastSeq, size - 1);
     const none = await exportToBuffer(db.pool, { tenant: T1, to: new Date('2001-01-01T00:00:00Z') });
     assert.equal((await verified(none)).chains.length, 0, 'no checkpoint at or before T: nothing to export');
@@ -183,10 +195,16 @@ describe('audit export bundle (real sealer, real database)', () => {
     try {
       const rows = await readChain(db.pool, chain);
       const target = rows[1] as (typeof rows)[number];
-      const edited = Buffer.from((target.entry as Buffer).toString('utf8').replace('"note.update"', '"note.view"'));
+      const edited = Buffer.from(
+        (target.entry as Buffer).toString('utf8').replace('"note.update"', '"note.view"'),
+      );
       const prev = (rows[0] as (typeof rows)[number]).hash;
       const hash = createHash('sha256').update(prev).update(edited).digest();
-      await db.pool.query('UPDATE control.audit_log SET entry = $1, hash = $2 WHERE chain = $3 AND seq = 2', [edited, hash, chain]);
+      await db.pool.query('UPDATE control.audit_log SET entry = $1, hash = $2 WHERE chain = $3 AND seq = 2', [
+        edited,
+        hash,
+        chain,
+      ]);
       const changed = await verifyBundle(await exportToBuffer(db.pool, { tenant: T1 }), pinned());
       assert.equal(changed.ok, false);
       assert.equal((changed as { reason: string }).reason, 'head-mismatch');
@@ -194,7 +212,10 @@ describe('audit export bundle (real sealer, real database)', () => {
       await db.pool.query('DELETE FROM control.audit_log WHERE chain = $1 AND seq = 3', [chain]);
       const deleted = await verifyBundle(await exportToBuffer(db.pool, { tenant: T1 }), pinned());
       assert.equal(deleted.ok, false);
-      assert.deepEqual([(deleted as { reason: string }).reason, (deleted as { seq: number }).seq], ['sequence', 3]);
+      assert.deepEqual(
+        [(deleted as { reason: string }).reason, (deleted as { seq: number }).seq],
+        ['sequence', 3],
+      );
     } finally {
       await db.pool.query('ALTER TABLE control.audit_log ENABLE TRIGGER audit_log_append_only');
     }

@@ -63,7 +63,10 @@ describe('enclave audit export / verify', () => {
   test('audit export writes the bundle atomically, says what it wrote, and is itself audited', async () => {
     const r = enclave(['audit', 'export', '--out', file('all.tar.gz')]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(oneLine(r.stdout), /^Exported \d+ entries in 3 chains to .*all\.tar\.gz \(manifest SHA-256 [0-9a-f]{64}\)\.$/);
+    assert.match(
+      oneLine(r.stdout),
+      /^Exported \d+ entries in 3 chains to .*all\.tar\.gz \(manifest SHA-256 [0-9a-f]{64}\)\.$/,
+    );
     assert.deepEqual(
       readdirSync(dir).filter((f) => f.endsWith('.tmp')),
       [],
@@ -95,7 +98,10 @@ describe('enclave audit export / verify', () => {
     writeFileSync(file('tampered.tar.gz'), await bundle.toBuffer());
     const r = enclave(['audit', 'verify', file('tampered.tar.gz'), '--key', file('pinned.pem')], true);
     assert.equal(r.code, 1);
-    assert.match(oneLine(r.stdout), new RegExp(`^FAIL: chain t_${TENANT} seq 2: sequence: expected seq 2, found 3`));
+    assert.match(
+      oneLine(r.stdout),
+      new RegExp(`^FAIL: chain t_${TENANT} seq 2: sequence: expected seq 2, found 3`),
+    );
   });
 
   test('--save-checkpoints keeps what the next --prev needs; an older export then fails as truncated', async () => {
@@ -106,17 +112,39 @@ describe('enclave audit export / verify', () => {
     const newer = file('tenant-newer.tar.gz');
     assert.equal(enclave(['audit', 'export', '--tenant', TENANT, '--out', newer, '--json']).code, 0);
 
-    const first = enclave(['audit', 'verify', older, '--key', file('pinned.pem'), '--save-checkpoints', file('kept.jsonl')], true);
+    const first = enclave(
+      ['audit', 'verify', older, '--key', file('pinned.pem'), '--save-checkpoints', file('kept.jsonl')],
+      true,
+    );
     assert.equal(first.code, 0, first.stdout);
-    const next = enclave(['audit', 'verify', newer, '--key', file('pinned.pem'), '--prev', file('kept.jsonl'), '--save-checkpoints', file('kept2.jsonl')], true);
+    const next = enclave(
+      [
+        'audit',
+        'verify',
+        newer,
+        '--key',
+        file('pinned.pem'),
+        '--prev',
+        file('kept.jsonl'),
+        '--save-checkpoints',
+        file('kept2.jsonl'),
+      ],
+      true,
+    );
     assert.equal(next.code, 0, next.stdout);
-    const replayed = enclave(['audit', 'verify', older, '--key', file('pinned.pem'), '--prev', file('kept2.jsonl')], true);
+    const replayed = enclave(
+      ['audit', 'verify', older, '--key', file('pinned.pem'), '--prev', file('kept2.jsonl')],
+      true,
+    );
     assert.equal(replayed.code, 1);
     assert.match(oneLine(replayed.stdout), new RegExp(`^FAIL: chain t_${TENANT} seq \\d+: truncated: `));
     // A single { checkpoint, signature } file works as --prev too.
     const single = JSON.stringify(JSON.parse(readFileSync(file('kept2.jsonl'), 'utf8').trim()), null, 2);
     writeFileSync(file('one.json'), single);
-    assert.equal(enclave(['audit', 'verify', newer, '--key', file('pinned.pem'), '--prev', file('one.json')], true).code, 0);
+    assert.equal(
+      enclave(['audit', 'verify', newer, '--key', file('pinned.pem'), '--prev', file('one.json')], true).code,
+      0,
+    );
   });
 
   test('bad usage is one line on stderr and exit code 2', () => {
