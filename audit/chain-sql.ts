@@ -71,13 +71,17 @@ export interface InboxRow {
  *
  * Must run in READ COMMITTED after the audit lock is held, so the snapshot
  * already sees the previous sealer's commit.
+ *
+ * The xmin is a sub-select (computed once, an InitPlan) so that the bound is
+ * an index condition on audit_inbox_seal_order_idx (txid, id): a batch then
+ * reads its own rows only, not the whole inbox (0007_audit_indexes.sql).
  */
 export const selectSealable = (limit: number): Statement => ({
   text: `SELECT id, tenant_id, actor_type, actor_id, action, resource_type, resource_id, outcome, outcome_code,
                 to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,
                 ip, user_agent, request_id, details::text AS details
            FROM control.audit_inbox
-          WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
+          WHERE txid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
           ORDER BY txid, id
           LIMIT $1`,
   values: [limit],

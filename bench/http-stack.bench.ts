@@ -22,21 +22,20 @@
 // Enclave servers. Results: bench/results/http-stack-<time>.json and
 // docs/BENCHMARKS.md.
 
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { createClient } from 'redis';
-import { loadConfig } from '../server/config.ts';
-import { startServer } from '../server/lifecycle.ts';
 import { createLogger } from '../server/logger.ts';
 import type { Pool } from '../tenancy/db.ts';
+import { api, type Registered, registerPerson, signOut } from './api-client.ts';
+import { Child, type Ready, serveEnclave } from './children.ts';
+import { cpuBetween, cpuMs, snapshot } from './cpu.ts';
 import { createScratch, type Scratch } from './scratch-database.ts';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -147,10 +146,6 @@ type Options = ReturnType<typeof readOptions>;
 
 // --- children: one process per server and for the load generator ------------
 
-interface Ready {
-  type: 'ready';
-  url: string;
-}
 interface LoadRequest {
   type: 'load';
   id: number;
@@ -176,107 +171,6 @@ interface LoadResult {
   timeouts: number;
   bytes: number;
   latency: { mean: number; p50: number; p90: number; p97_5: number; p99: number; max: number };
-}
-
-/** A child process that says `ready` with its URL over IPC, then answers requests by id. */
-class Child {
-  readonly name: string;
-  readonly process: ChildProcess;
-  url = '';
-  stdoutBytes = 0;
-  stdoutLines = 0;
-  #stderr = '';
-  #exited = false;
-  #pending = new Map<number, { resolve: (r: LoadReply) => void; reject: (e: Error) => void }>();
-  #nextId = 1;
-  readonly exited: Promise<void>;
-
-  constructor(name: string, args: string[], env: NodeJS.ProcessEnv) {
-    this.name = name;
-    this.process = spawn(process.execPath, args, {
-      cwd: path.dirname(path.dirname(THIS_FILE)),
-      env,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
-    // Drained and counted, not kept: this is where the Enclave log lines go (a pipe, as to a log shipper).
-    this.process.stdout?.on('data', (chunk: Buffer) => {
-      this.stdoutBytes += chunk.length;
-      for (const byte of chunk) if (byte === 10) this.stdoutLines++;
-    });
-    this.process.stderr?.on('data', (chunk: Buffer) => {
-      this.#stderr = (this.#stderr + chunk.toString()).slice(-4000);
-    });
-    this.exited = new Promise((resolve) =>
-      this.process.once('exit', (code, signal) => {
-        this.#exited = true;
-        const err = new Error(
-          `${name} exited (${signal ?? code})${this.#stderr ? `:\n${this.#stderr}` : ''}`,
-        );
-        for (const p of this.#pending.values()) p.reject(err);
-        this.#pending.clear();
-        resolve();
-      }),
-    );
-    this.process.on('message', (msg: LoadReply) => {
-      const p = this.#pending.get(msg.id);
-      if (!p) return;
-      this.#pending.delete(msg.id);
-      p.resolve(msg);
-    });
-  }
-
-  get pid(): number {
-    return this.process.pid as number;
-  }
-
-  ready(timeoutMs = 60_000): Promise<this> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${this.name} did not start in ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      this.process.on('message', (msg: Ready) => {
-        if (msg.type !== 'ready') return;
-        clearTimeout(timer);
-        this.url = msg.url;
-        resolve(this);
-      });
-      this.exited.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`${this.name} exited before it was ready:\n${this.#stderr}`));
-      });
-    });
-  }
-
-  request(msg: Omit<LoadRequest, 'id'>): Promise<LoadReply> {
-    if (this.#exited) return Promise.reject(new Error(`${this.name} is not running`));
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.process.send({ ...msg, id });
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.#exited) return;
-    this.process.kill('SIGTERM');
-    const timer = setTimeout(() => this.process.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-}
-
-/** `--child enclave`: the real server, configured from the environment like `npm start`, on a free port. */
-async function enclaveChild(): Promise<void> {
-  const config = { ...loadConfig(process.env), PORT: 0 }; // any free port (PORT itself must be 1 to 65535)
-  const server = await startServer(config, { shutdownGraceMs: 500 });
-  const stop = () => {
-    server.stop().finally(() => process.exit(0));
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-  process.once('disconnect', stop);
-  process.send?.({ type: 'ready', url: server.url } satisfies Ready);
 }
 
 interface AutocannonResult {
@@ -332,128 +226,25 @@ function loadChild(): void {
   process.send?.({ type: 'ready', url: '' } satisfies Ready);
 }
 
-// --- CPU accounting from /proc ----------------------------------------------
-
-const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100);
-
-/** utime + stime of a process (all its threads) in ms, or undefined once it is gone. */
-function cpuMs(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Busy and total CPU time of the whole machine, in ms (all cores). */
-function machineMs(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] as string;
-  const t = line.trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = t.reduce((a, b) => a + b, 0);
-  const idle = (t[3] ?? 0) + (t[4] ?? 0);
-  return { busy: (total - idle) * TICK_MS, total: total * TICK_MS };
-}
-
 type Part = 'server' | 'postgres' | 'redis' | 'loadgen';
-interface CpuSnapshot {
-  pids: Record<Part, number[]>;
-  ms: Map<number, number>;
-  machine: { busy: number; total: number };
-}
-
-async function snapshot(pids: Record<Part, number[]>): Promise<CpuSnapshot> {
-  const ms = new Map<number, number>();
-  for (const pid of Object.values(pids).flat()) {
-    const v = cpuMs(pid);
-    if (v !== undefined) ms.set(pid, v);
-  }
-  return { pids, ms, machine: machineMs() };
-}
-
-/** CPU ms spent per part between two snapshots (processes seen in both), plus the machine's busy share. */
-function cpuBetween(a: CpuSnapshot, b: CpuSnapshot) {
-  const parts = {} as Record<Part, number>;
-  for (const [part, pids] of Object.entries(a.pids) as Array<[Part, number[]]>) {
-    let sum = 0;
-    for (const pid of pids) {
-      const before = a.ms.get(pid);
-      const after = b.ms.get(pid);
-      if (before !== undefined && after !== undefined) sum += after - before;
-    }
-    parts[part] = sum;
-  }
-  const busy = b.machine.busy - a.machine.busy;
-  const total = b.machine.total - a.machine.total;
-  return { parts, machineBusyMs: busy, machineBusyShare: total > 0 ? busy / total : 0 };
-}
+type LoadChild = Child<Omit<LoadRequest, 'id'>, LoadReply>;
 
 // --- setup through the API --------------------------------------------------
 
-interface Workspace {
-  cookie: string;
-  csrf: string;
-  tenantId: string;
-  schema: string;
-  role: string;
-}
-
-async function api(
-  base: string,
-  method: string,
-  route: string,
-  options: { cookie?: string; csrf?: string; body?: unknown } = {},
-) {
-  const headers: Record<string, string> = {};
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  if (options.cookie) headers.cookie = options.cookie;
-  if (options.csrf) headers['x-csrf-token'] = options.csrf;
-  const res = await fetch(new URL(route, base), {
-    method,
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) as unknown };
-}
+type Workspace = Registered;
 
 /** Registers a person (which provisions their workspace), keeps the session cookie, writes `count` notes. */
 async function registerWorkspace(base: string, pool: Pool, count: number): Promise<Workspace> {
-  const body = {
-    email: `bench.${randomBytes(4).toString('hex')}@example.com`,
-    password: randomBytes(18).toString('base64url'),
-    displayName: 'Bench Person',
-  };
-  let reg = await api(base, 'POST', '/api/v1/auth/register', { body });
-  // The per-IP sign-up limit lives in Redis, which test suites on this machine share: wait it out.
-  for (let tries = 1; reg.status === 429 && tries <= 3; tries++) {
-    const { error } = reg.json() as { error?: { details?: { retryAfterSeconds?: number } } };
-    const seconds = Math.min(error?.details?.retryAfterSeconds ?? 30, 120);
-    log(`registration is rate-limited (shared Redis): retrying in ${seconds} s`);
-    await sleep(seconds * 1000 + 500);
-    reg = await api(base, 'POST', '/api/v1/auth/register', { body });
-  }
-  if (reg.status !== 201) throw new Error(`registration answered ${reg.status}: ${reg.text}`);
-  const setCookie = reg.headers.getSetCookie().find((c) => c.startsWith('enclave.sid='));
-  if (!setCookie) throw new Error('registration set no session cookie');
-  const cookie = setCookie.split(';')[0] as string;
-  const { csrfToken: csrf, user } = reg.json() as { csrfToken: string; user: { tenantId: string } };
-  const { rows } = await pool.query<{ schema_name: string; role_name: string }>(
-    'SELECT schema_name, role_name FROM control.tenants WHERE id = $1',
-    [user.tenantId],
-  );
-  const tenant = rows[0];
-  if (!tenant) throw new Error(`tenant ${user.tenantId} not found in control.tenants`);
+  const ws = await registerPerson(base, pool, log);
   for (let i = 1; i <= count; i++) {
     const res = await api(base, 'POST', '/api/v1/notes', {
-      cookie,
-      csrf,
+      cookie: ws.cookie,
+      csrf: ws.csrf,
       body: { title: `Note ${i}`, body: `${'Some words in the body of a benchmark note. '.repeat(6)}#${i}` },
     });
     if (res.status !== 201) throw new Error(`POST /api/v1/notes answered ${res.status}: ${res.text}`);
   }
-  return { cookie, csrf, tenantId: user.tenantId, schema: tenant.schema_name, role: tenant.role_name };
+  return ws;
 }
 
 /** Every variant answers 200, and the bare list is the same JSON as Enclave's. */
@@ -492,7 +283,7 @@ interface Run {
 }
 
 async function measure(
-  load: Child,
+  load: LoadChild,
   servers: Record<ServerName, Child>,
   scratch: Scratch,
   redisPid: number | undefined,
@@ -708,7 +499,7 @@ async function redisFacts(url: string): Promise<{ pid: number | undefined; versi
 
 async function main(values: Partial<Record<OptionName, string>>): Promise<void> {
   const opts = readOptions(values);
-  let load: Child | undefined;
+  let load: LoadChild | undefined;
   const stop = new AbortController();
   process.once('SIGINT', () => {
     log('interrupted: stopping the current run, then cleaning up');
@@ -740,7 +531,7 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
       SESSION_SECRET: randomBytes(32).toString('hex'),
       DB_POOL_SIZE: String(opts.poolSize),
     };
-    const start = async (child: Child) => {
+    const start = async <C extends Child>(child: C) => {
       children.push(child);
       return child.ready();
     };
@@ -770,7 +561,7 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
         BARE_POOL_SIZE: String(opts.poolSize),
       }),
     );
-    load = await start(new Child('load generator', [THIS_FILE, '--child', 'load'], baseEnv));
+    load = await start(new Child('load generator', [THIS_FILE, '--child', 'load'], baseEnv) as LoadChild);
     const servers = { bare, enclave, 'enclave-info': enclaveInfo };
     await checkAnswers(
       { bare: bare.url, enclave: enclave.url, 'enclave-info': enclaveInfo.url },
@@ -814,11 +605,7 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
     process.stdout.write(markdown(runs, summary));
     log(`results written to ${path.relative(process.cwd(), fileURLToPath(file))}`);
   } finally {
-    // Sign out, so the session does not linger in the shared Redis until it expires.
-    if (ws && enclaveUrl)
-      await api(enclaveUrl, 'POST', '/api/v1/auth/logout', { cookie: ws.cookie, csrf: ws.csrf }).catch(
-        () => {},
-      );
+    if (ws && enclaveUrl) await signOut(enclaveUrl, ws).catch(() => {});
     for (const child of children.reverse()) await child.stop().catch(() => {});
     await scratch.drop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -831,7 +618,7 @@ const { values } = parseArgs({
     ...Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' as const }])),
   },
 });
-if (values.child === 'enclave') await enclaveChild();
+if (values.child === 'enclave') await serveEnclave();
 else if (values.child === 'load') loadChild();
 else
   await main(values as Partial<Record<OptionName, string>>).catch((err) => {

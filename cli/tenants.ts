@@ -8,6 +8,7 @@ import { dropTenant } from '../tenancy/lifecycle.ts';
 import { provisionTenant } from '../tenancy/provision.ts';
 import { latestVersion } from '../tenancy/templates.ts';
 import * as sql from '../tenancy/tenant-sql.ts';
+import { cliBy } from './audit-by.ts';
 import { connect } from './connect.ts';
 import { notice, printJson, printTable } from './output.ts';
 import { UsageError } from './usage-error.ts';
@@ -42,7 +43,9 @@ export function checkTenantIds(ids: readonly string[]): string[] {
 export async function createCommand(opts: { name: string; json?: boolean }): Promise<number> {
   const ctx = await connect(2);
   try {
-    const tenant = tenantView(await provisionTenant(ctx.pool, { displayName: opts.name }, ctx.migrations));
+    const tenant = tenantView(
+      await provisionTenant(ctx.pool, { displayName: opts.name }, ctx.migrations, { by: cliBy() }),
+    );
     if (opts.json) printJson(tenant);
     else printTable([tenant], TENANT_COLUMNS, '');
     return 0;
@@ -112,6 +115,7 @@ export async function migrateCommand(opts: {
       concurrency,
       ...(tenantIds ? { tenantIds } : {}),
       signal: abort.signal,
+      by: cliBy(),
       onProgress: (p) => {
         if (!bar) return;
         if (!started) bar.start(p.total, 0, { failed: 0 });
@@ -206,7 +210,7 @@ export async function dropCommand(id: string, opts: { yes?: boolean; json?: bool
   }
   const ctx = await connect(1);
   try {
-    const tenant = tenantView(await dropTenant(ctx.pool, id));
+    const tenant = tenantView(await dropTenant(ctx.pool, id, cliBy()));
     if (opts.json) printJson(tenant);
     else
       process.stdout.write(

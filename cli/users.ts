@@ -1,7 +1,10 @@
 // `enclave users ...`: the accounts that no web form may create.
+
+import { eventBy, insertAuditEvent } from '../audit/event.ts';
 import { createPrivilegedUser } from '../server/accounts/accounts.ts';
 import { normalizeEmail } from '../server/accounts/credentials.ts';
-import { run } from '../tenancy/db.ts';
+import { run, transaction } from '../tenancy/db.ts';
+import { cliBy } from './audit-by.ts';
 import { connect } from './connect.ts';
 import { printJson } from './output.ts';
 import { readSecret } from './prompt.ts';
@@ -24,13 +27,17 @@ export async function createAdminCommand(opts: {
   }
   const ctx = await connect(1);
   try {
-    const user = await createPrivilegedUser(ctx.pool, {
-      email: opts.email,
-      password,
-      displayName: opts.name,
-      role: opts.role,
-      mfaRequired: Boolean(opts.requireMfa),
-    });
+    const user = await createPrivilegedUser(
+      ctx.pool,
+      {
+        email: opts.email,
+        password,
+        displayName: opts.name,
+        role: opts.role,
+        mfaRequired: Boolean(opts.requireMfa),
+      },
+      cliBy(),
+    );
     const view = {
       id: user.id,
       email: user.email,
@@ -53,11 +60,24 @@ export async function requireMfaCommand(email: string, opts: { off?: boolean }):
   const { normalized } = normalizeEmail(email);
   const ctx = await connect(1);
   try {
-    const { rowCount } = await run(ctx.pool, {
-      text: "UPDATE control.users SET mfa_required = $2 WHERE email_normalized = $1 AND role IN ('admin', 'auditor')",
-      values: [normalized, !opts.off],
+    await transaction(ctx.pool, async (client) => {
+      const { rows } = await run<{ id: string }>(client, {
+        text: "UPDATE control.users SET mfa_required = $2 WHERE email_normalized = $1 AND role IN ('admin', 'auditor') RETURNING id",
+        values: [normalized, !opts.off],
+      });
+      const id = rows[0]?.id;
+      if (!id) throw new UsageError(`no admin or auditor with the email ${email}`);
+      await client.query(
+        insertAuditEvent(
+          eventBy(cliBy(), {
+            tenantId: null,
+            action: opts.off ? 'account.require_mfa.off' : 'account.require_mfa.on',
+            resource: { type: 'user', id },
+            outcome: 'success',
+          }),
+        ),
+      );
     });
-    if (!rowCount) throw new UsageError(`no admin or auditor with the email ${email}`);
     process.stdout.write(`${email} ${opts.off ? 'no longer needs' : 'now needs'} MFA to use Enclave.\n`);
     return 0;
   } finally {

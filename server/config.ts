@@ -122,6 +122,21 @@ const schema = z.object({
       return z.NEVER;
     }),
   PUBLIC_URL: url(['http:', 'https:'], 'https://enclave.example.com', 'or unset it to use http://HOST:PORT'),
+  AUDIT_SIGNING_KEY_FILE: z
+    .string()
+    .optional()
+    .transform((v) => (v ? path.resolve(v) : undefined)),
+  AUDIT_SEAL_INTERVAL_SECONDS: int('AUDIT_SEAL_INTERVAL_SECONDS', 0, 3600, 5),
+  AUDIT_RETENTION_DAYS: int('AUDIT_RETENTION_DAYS', 1, 36500, 2557),
+  AUDIT_READS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '' || v === 'false' || v === '0' || v === 'off') return false;
+      if (v === 'true' || v === '1' || v === 'on') return true;
+      ctx.addIssue({ code: 'custom', message: `must be true or false (got "${v}")` });
+      return z.NEVER;
+    }),
 });
 
 export type Config = z.output<typeof schema>;
@@ -184,6 +199,29 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     name: 'PUBLIC_URL',
     fallback: 'http://HOST:PORT',
     meaning: 'the address people use; links in logs point there',
+  },
+  {
+    name: 'AUDIT_SIGNING_KEY_FILE',
+    fallback: 'DATA_DIR/audit-signing-key.pem',
+    meaning:
+      'Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints; must exist when set (the default is generated on first start); the same file on every instance',
+  },
+  {
+    name: 'AUDIT_SEAL_INTERVAL_SECONDS',
+    fallback: '5',
+    meaning:
+      'how often the audit inbox is sealed into the hash chains (one seal at a time across instances); 0 turns the in-process scheduler off',
+  },
+  {
+    name: 'AUDIT_RETENTION_DAYS',
+    fallback: '2557',
+    meaning: 'audit payloads older than this are pruned daily (hashes kept, never under legal hold)',
+  },
+  {
+    name: 'AUDIT_READS',
+    fallback: 'false',
+    meaning:
+      'true: every read of workspace data (GET on the workspace API and pages) is audited too, one event per request',
   },
   {
     name: 'TENANT_MIGRATIONS_DIR',

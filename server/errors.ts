@@ -1,5 +1,6 @@
 // Typed errors of the HTTP face (accounts, sessions, abuse). Like the tenancy
 // errors, they carry no status code: server/http-errors.ts maps them once.
+import { InvalidInputError } from '../tenancy/errors.ts';
 
 export class AppError extends Error {
   override name = 'AppError';
@@ -57,6 +58,30 @@ export class ConflictError extends AppError {
 
 export class NotFoundError extends AppError {
   override name = 'NotFoundError';
+}
+
+/**
+ * An edit based on an old version: someone else saved in between. Carries the
+ * current state (a plain view, version included) so the client can show it,
+ * reload, or keep its own text as a copy: nothing is overwritten silently.
+ */
+export class VersionConflictError extends ConflictError {
+  override name = 'VersionConflictError';
+  readonly current: unknown;
+  constructor(message: string, current: unknown) {
+    super(message);
+    this.current = current;
+  }
+}
+
+/** Input that failed a schema: the message names the first problem, `issues` lists each (path, message). */
+export class ValidationError extends InvalidInputError {
+  override name = 'ValidationError';
+  readonly issues: ReadonlyArray<{ path: string; message: string }>;
+  constructor(message: string, issues: ReadonlyArray<{ path: string; message: string }>) {
+    super(message);
+    this.issues = issues;
+  }
 }
 
 /** Too many attempts; `retryAfterSeconds` says when to try again. */

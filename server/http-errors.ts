@@ -24,6 +24,8 @@ import {
   ProvisioningFailedError,
   RateLimitedError,
   SessionsUnavailableError,
+  ValidationError,
+  VersionConflictError,
 } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { requestIdOf } from './request-id.ts';
@@ -60,6 +62,9 @@ export function problemFor(err: unknown): HttpProblem {
       details: { state: err.state },
     };
   }
+  if (err instanceof ValidationError) {
+    return { status: 400, code: 'invalid_input', message: err.message, details: { issues: err.issues } };
+  }
   if (err instanceof InvalidInputError) return { status: 400, code: 'invalid_input', message: err.message };
   if (err instanceof LegalHoldError) return { status: 409, code: 'legal_hold', message: err.message };
   // PostgreSQL's own text names tables and roles: not for the client.
@@ -84,6 +89,14 @@ function appProblem(err: unknown): HttpProblem | undefined {
   if (err instanceof CsrfError) return { status: 403, code: 'csrf_failed', message: err.message };
   if (err instanceof ForbiddenError) return { status: 403, code: 'forbidden', message: err.message };
   if (err instanceof NotFoundError) return { status: 404, code: 'not_found', message: err.message };
+  if (err instanceof VersionConflictError) {
+    return {
+      status: 409,
+      code: 'version_conflict',
+      message: err.message,
+      details: { current: err.current },
+    };
+  }
   if (err instanceof ConflictError) return { status: 409, code: 'conflict', message: err.message };
   if (err instanceof RateLimitedError) {
     return {
@@ -102,6 +115,18 @@ function appProblem(err: unknown): HttpProblem | undefined {
   return undefined;
 }
 
+// The body parser's own words ("request entity too large", a JSON.parse
+// message with a position) say little to an API client; these say what to fix.
+function bodyParserProblem(status: number, code: string, limit: unknown): HttpProblem | undefined {
+  if (code === 'entity_too_large') {
+    const size = typeof limit === 'number' ? `${Math.floor(limit / 1024)} kB` : 'the limit';
+    const details = typeof limit === 'number' ? { limitBytes: limit } : undefined;
+    return { status, code, message: `The request body is too large: send at most ${size}.`, details };
+  }
+  if (code === 'entity_parse_failed') return { status, code, message: 'The request body is not valid JSON.' };
+  return undefined;
+}
+
 // Errors from Express itself and body parsers (the http-errors convention):
 // a 4xx with `expose` set is the client's fault and safe to describe.
 function clientError(err: unknown): HttpProblem | undefined {
@@ -114,6 +139,8 @@ function clientError(err: unknown): HttpProblem | undefined {
   };
   if (typeof status !== 'number' || status < 400 || status > 499) return undefined;
   const code = typeof type === 'string' ? type.replace(/\W+/g, '_') : 'bad_request';
+  const parser = bodyParserProblem(status, code, (err as { limit?: unknown }).limit);
+  if (parser) return parser;
   const text =
     expose === true && typeof message === 'string' ? message : (STATUS_CODES[status] ?? 'Bad request');
   return { status, code, message: text };

@@ -4,6 +4,8 @@
 // is stopped again before the error reaches the caller.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { loadSigner, type Signer } from '../audit/signing.ts';
+import { startJobRunner } from '../jobs/runner.ts';
 import { migrateControlPlane } from '../tenancy/control-plane.ts';
 import { createPool, type Pool } from '../tenancy/db.ts';
 import { createOrm, type Orm } from '../tenancy/orm.ts';
@@ -51,6 +53,20 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     cleanups.push(() => orm.close());
     cleanups.push(() => pool.end());
     await migrate(pool);
+    const signer = await auditSigner(config, pool);
+    if (config.AUDIT_SEAL_INTERVAL_SECONDS > 0) {
+      const jobs = await startJobRunner({
+        connectionString: url,
+        pool,
+        signer,
+        log,
+        sealIntervalSeconds: config.AUDIT_SEAL_INTERVAL_SECONDS,
+        retentionDays: config.AUDIT_RETENTION_DAYS,
+      }).catch((err: unknown) => {
+        throw new StartupError(`starting the job queue (pg-boss) failed: ${messageOf(err)}`, { cause: err });
+      });
+      cleanups.push(jobs.stop);
+    }
     const tenants = new TenantContext(orm, pool, { cacheMs: config.TENANT_CACHE_MS });
     const web = await buildWeb({ config, log, pool, tenants, abuse: options.abuse });
     cleanups.push(web.close);
@@ -147,6 +163,14 @@ async function migrate(pool: Pool): Promise<void> {
     await migrateControlPlane(pool);
   } catch (err) {
     throw new StartupError(`applying the control-plane migrations failed: ${messageOf(err)}`, { cause: err });
+  }
+}
+
+async function auditSigner(config: Config, pool: Pool): Promise<Signer> {
+  try {
+    return await loadSigner(config, pool);
+  } catch (err) {
+    throw new StartupError(messageOf(err), { cause: err });
   }
 }
 

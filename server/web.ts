@@ -1,7 +1,7 @@
 // Assembles the signed-in web: session store, registry, passport, CSRF and the
 // routers, from the configuration. Kept apart from lifecycle.ts (process-level
 // start and stop) and app.ts (Express ordering).
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,7 +19,10 @@ import { sessionMiddleware } from './auth/session-middleware.ts';
 import type { Config } from './config.ts';
 import type { ReadinessCheck } from './health.ts';
 import type { Logger } from './logger.ts';
+import { auditReads } from './read-audit.ts';
 import { accountDeleteRoutes } from './routes/account-delete.ts';
+import { auditApiRoutes } from './routes/audit-api.ts';
+import { auditPages } from './routes/audit-pages.ts';
 import { authRoutes } from './routes/auth.ts';
 import type { RouteDeps } from './routes/deps.ts';
 import { exportRoutes } from './routes/export.ts';
@@ -56,8 +59,10 @@ export async function buildWeb(options: {
   const registry = new SessionRegistry(pool, config.SESSION_ABSOLUTE_HOURS * 3600);
   const passport = createPassport(pool, registry);
   const migrations = loadTenantMigrations(config.TENANT_MIGRATIONS_DIR ?? DEFAULT_TENANT_MIGRATIONS_DIR);
-  const deps: RouteDeps = { pool, log, tenants, registry, passport, migrations };
   const secret = config.SESSION_SECRET ?? (await generatedSecret(config.DATA_DIR, log));
+  // Its own key, not the session secret itself: a hash in the audit trail must not help forge a cookie.
+  const auditKey = createHmac('sha256', secret).update('enclave audit: email digest').digest();
+  const deps: RouteDeps = { pool, log, tenants, registry, passport, migrations, auditKey };
   return {
     middleware: [
       // Stylesheet and icon: before sessions, so they cost no session lookup.
@@ -70,6 +75,8 @@ export async function buildWeb(options: {
       csrfProtection,
       // Once the principal is known: an account that must use MFA may only enrol until it does.
       requireMfaEnrolment,
+      // AUDIT_READS: workspace reads record themselves (read-audit.ts).
+      auditReads(config.AUDIT_READS),
     ],
     routers: [
       authRoutes(deps),
@@ -82,6 +89,8 @@ export async function buildWeb(options: {
       pageRoutes(deps),
       workspacePages(deps),
       setupRoutes(deps),
+      auditApiRoutes(deps),
+      auditPages(deps),
     ],
     checks: backend.redis ? { redis: backend.check } : {},
     deps,

@@ -3,7 +3,10 @@
 // advisory lock (migrate-tenant.ts), so a crash loses at most the tenants in
 // flight, which a rerun picks up; a failing tenant stays at its old version and
 // keeps serving while the others go on. Sequential is concurrency 1.
-import { type Pool, query, transaction } from './db.ts';
+// Each tenant that moves gets a `tenant.migrate` audit event in its own
+// transaction; a failed one gets its failure event once it has rolled back.
+import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../audit/event.ts';
+import { type Pool, query, run, transaction } from './db.ts';
 import { MigrationError } from './errors.ts';
 import { migrateTenantInTransaction } from './migrate-tenant.ts';
 import { latestVersion, type TenantMigration } from './templates.ts';
@@ -18,6 +21,8 @@ export interface FleetOptions {
   /** Stop taking new tenants; those in flight finish. */
   signal?: AbortSignal;
   onProgress?: (progress: FleetProgress) => void;
+  /** Who runs the rollout, for the audit events (default: the system). */
+  by?: AuditBy;
 }
 
 export interface FleetProgress {
@@ -72,7 +77,13 @@ export async function migrateFleet(
   const worker = async () => {
     while (next < behind.length && !options.signal?.aborted) {
       const tenant = behind[next++] as sql.TenantRow;
-      const outcome = await migrateOne(pool, tenant, migrations, options.lockTimeoutMs ?? 5000);
+      const outcome = await migrateOne(
+        pool,
+        tenant,
+        migrations,
+        options.lockTimeoutMs ?? 5000,
+        options.by ?? SYSTEM,
+      );
       outcomes.push(outcome);
       if (outcome.status === 'failed') failed++;
       options.onProgress?.({ done: outcomes.length, total: behind.length, failed, tenantId: tenant.id });
@@ -100,13 +111,30 @@ async function migrateOne(
   tenant: sql.TenantRow,
   migrations: readonly TenantMigration[],
   lockTimeoutMs: number,
+  by: AuditBy,
 ): Promise<TenantOutcome> {
   const started = performance.now();
   const base = { tenantId: tenant.id, from: tenant.schema_version };
+  const event = (outcome: 'success' | 'failure', details: Record<string, unknown>, code?: string) =>
+    insertAuditEvent(
+      eventBy(by, {
+        tenantId: tenant.id,
+        action: 'tenant.migrate',
+        resource: { type: 'tenant', id: tenant.id },
+        outcome,
+        ...(code ? { code } : {}),
+        details,
+      }),
+    );
   try {
     const result = await transaction(pool, async (client) => {
       await client.query(sql.setLockTimeout(lockTimeoutMs));
-      return migrateTenantInTransaction(client, tenant.id, migrations);
+      const migrated = await migrateTenantInTransaction(client, tenant.id, migrations);
+      if (migrated.applied.length > 0)
+        await client.query(
+          event('success', { from: migrated.from, to: migrated.to, applied: migrated.applied }),
+        );
+      return migrated;
     });
     return {
       ...base,
@@ -126,6 +154,8 @@ async function migrateOne(
       const row = sql.recordMigration(tenant.id, failedMigration, durationMs, 'failed', message);
       await query(pool, row.text, row.values).catch(() => {});
     }
+    const failure = { from: tenant.schema_version, migration: failedMigration?.name ?? null, error: message };
+    await run(pool, event('failure', failure, 'migration_failed')).catch(() => {});
     return {
       ...base,
       to: tenant.schema_version,

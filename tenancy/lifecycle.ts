@@ -1,5 +1,8 @@
 // Tenant lifecycle steps after provisioning: suspend / resume / archive, legal
-// hold, and drop. Each is one transaction under the tenant's advisory lock.
+// hold, and drop. Each is one transaction under the tenant's advisory lock,
+// and each writes its audit event (`tenant.*`) in that same transaction: the
+// inbox is in the control plane, so a committed step always has its event.
+import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../audit/event.ts';
 import { type Client, type Pool, transaction } from './db.ts';
 import { LegalHoldError, stateError, TenantNotFoundError } from './errors.ts';
 import { checkTenantName } from './identifiers.ts';
@@ -7,12 +10,16 @@ import { tenantLock } from './locks.ts';
 import * as sql from './tenant-sql.ts';
 
 /** Schema and role go; the row stays as 'deleted' (its ledger outlives it). Refused under legal hold. */
-export async function dropTenant(pool: Pool, tenantId: string): Promise<sql.TenantRow> {
-  return transaction(pool, (client) => dropTenantInTransaction(client, tenantId));
+export async function dropTenant(pool: Pool, tenantId: string, by: AuditBy = SYSTEM): Promise<sql.TenantRow> {
+  return transaction(pool, (client) => dropTenantInTransaction(client, tenantId, by));
 }
 
 /** The same steps inside the caller's transaction (account deletion adds the user and its audit row to it). */
-export async function dropTenantInTransaction(client: Client, tenantId: string): Promise<sql.TenantRow> {
+export async function dropTenantInTransaction(
+  client: Client,
+  tenantId: string,
+  by: AuditBy = SYSTEM,
+): Promise<sql.TenantRow> {
   await client.query(tenantLock(tenantId));
   const tenant = (await client.query<sql.TenantRow>(sql.selectTenantForUpdate(tenantId))).rows[0];
   if (!tenant) throw new TenantNotFoundError(tenantId);
@@ -25,14 +32,23 @@ export async function dropTenantInTransaction(client: Client, tenantId: string):
     await client.query(sql.dropOwned(role));
     await client.query(sql.dropRole(role));
   }
-  return (await client.query<sql.TenantRow>(sql.markDeleted(tenantId))).rows[0] as sql.TenantRow;
+  const dropped = (await client.query<sql.TenantRow>(sql.markDeleted(tenantId))).rows[0] as sql.TenantRow;
+  await record(client, by, tenantId, 'tenant.drop', {
+    from: tenant.state,
+    schemaVersion: tenant.schema_version,
+  });
+  return dropped;
 }
+
+/** `tenant.suspend`, `tenant.archive` or `tenant.resume`, by the state it moves to. */
+const STATE_ACTIONS = { active: 'tenant.resume', suspended: 'tenant.suspend', archived: 'tenant.archive' };
 
 /** Ops switch for a tenant's availability; the unit of work refuses anything but 'active'. */
 export async function setTenantState(
   pool: Pool,
   tenantId: string,
   state: 'active' | 'suspended' | 'archived',
+  by: AuditBy = SYSTEM,
 ): Promise<sql.TenantRow> {
   return transaction(pool, async (client) => {
     await client.query(tenantLock(tenantId));
@@ -40,15 +56,43 @@ export async function setTenantState(
     if (!tenant) throw new TenantNotFoundError(tenantId);
     if (tenant.state === 'deleted' || tenant.state === 'provisioning')
       throw stateError(tenantId, tenant.state);
-    return (await client.query<sql.TenantRow>(sql.setState(tenantId, state))).rows[0] as sql.TenantRow;
+    const row = (await client.query<sql.TenantRow>(sql.setState(tenantId, state))).rows[0] as sql.TenantRow;
+    await record(client, by, tenantId, STATE_ACTIONS[state], { from: tenant.state, to: state });
+    return row;
   });
 }
 
-export async function setLegalHold(pool: Pool, tenantId: string, hold: boolean): Promise<sql.TenantRow> {
+export async function setLegalHold(
+  pool: Pool,
+  tenantId: string,
+  hold: boolean,
+  by: AuditBy = SYSTEM,
+): Promise<sql.TenantRow> {
   return transaction(pool, async (client) => {
     await client.query(tenantLock(tenantId));
     const row = (await client.query<sql.TenantRow>(sql.setLegalHold(tenantId, hold))).rows[0];
     if (!row) throw new TenantNotFoundError(tenantId);
+    await record(client, by, tenantId, hold ? 'tenant.legal_hold.on' : 'tenant.legal_hold.off', {});
     return row;
   });
+}
+
+async function record(
+  client: Client,
+  by: AuditBy,
+  tenantId: string,
+  action: string,
+  details: Record<string, unknown>,
+): Promise<void> {
+  await client.query(
+    insertAuditEvent(
+      eventBy(by, {
+        tenantId,
+        action,
+        resource: { type: 'tenant', id: tenantId },
+        outcome: 'success',
+        details,
+      }),
+    ),
+  );
 }

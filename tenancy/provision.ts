@@ -1,6 +1,9 @@
 // Provisioning: a NOLOGIN role, a schema, every tenant migration, state active,
 // all in one transaction. A failure or crash at any point leaves nothing: no
 // row, no role, no schema (CREATE ROLE and CREATE SCHEMA are transactional).
+// The `tenant.provision` audit event commits with it (the inbox is in the
+// control plane, written as the application role in the same transaction).
+import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../audit/event.ts';
 import { type Client, type Pool, transaction } from './db.ts';
 import { InvalidInputError } from './errors.ts';
 import { newTenantId, tenantNames } from './identifiers.ts';
@@ -21,11 +24,16 @@ export function checkDisplayName(raw: unknown): string {
   return name;
 }
 
+export interface ProvisionOptions extends StepHooks {
+  /** Who provisions, for the audit event (default: the system). */
+  by?: AuditBy;
+}
+
 export async function provisionTenant(
   pool: Pool,
   input: { displayName: string },
   migrations: readonly TenantMigration[],
-  hooks: StepHooks = {},
+  hooks: ProvisionOptions = {},
 ): Promise<sql.TenantRow> {
   const displayName = checkDisplayName(input.displayName);
   return transaction(pool, (client) =>
@@ -38,7 +46,7 @@ export async function provisionTenantInTransaction(
   client: Client,
   input: { displayName: string },
   migrations: readonly TenantMigration[],
-  hooks: StepHooks = {},
+  hooks: ProvisionOptions = {},
 ): Promise<sql.TenantRow> {
   const displayName = checkDisplayName(input.displayName);
   const id = newTenantId();
@@ -54,6 +62,19 @@ export async function provisionTenantInTransaction(
   await step('schema');
   await migrateTenantInTransaction(client, id, migrations, hooks);
   const { rows } = await client.query<sql.TenantRow>(sql.activate(id));
+  const tenant = rows[0] as sql.TenantRow;
+  await client.query(
+    insertAuditEvent(
+      eventBy(hooks.by ?? SYSTEM, {
+        tenantId: id,
+        action: 'tenant.provision',
+        resource: { type: 'tenant', id },
+        outcome: 'success',
+        // Not the name: account deletion forgets it, and this log is append-only.
+        details: { schemaVersion: tenant.schema_version },
+      }),
+    ),
+  );
   await step('activate');
-  return rows[0] as sql.TenantRow;
+  return tenant;
 }

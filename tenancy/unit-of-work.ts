@@ -31,10 +31,26 @@ export interface TenantContextOptions {
   touchIntervalSeconds?: number;
 }
 
+/** Per-run choices; the default is one READ COMMITTED transaction, as PostgreSQL opens it. */
+export interface RunOptions {
+  /**
+   * Transaction isolation. 'repeatable read' reads every statement from one
+   * snapshot (taken at the first statement): an export sees all tables as of
+   * one moment, whatever commits meanwhile.
+   */
+  isolation?: 'read committed' | 'repeatable read' | 'serializable';
+}
+
 interface Cached {
   row: sql.TenantRow;
   at: number;
 }
+
+const SET_ISOLATION = {
+  'read committed': 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED',
+  'repeatable read': 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ',
+  serializable: 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE',
+} as const;
 
 const BIND = "SELECT set_config('role', ?, true), set_config('search_path', ?, true)";
 // Back to the application role, still inside the transaction: only our own code
@@ -57,7 +73,7 @@ export class TenantContext {
   }
 
   /** Runs fn in one transaction as the tenant; refuses unknown and non-active tenants. */
-  async run<T>(tenantId: string, fn: (uow: UnitOfWork) => Promise<T>): Promise<T> {
+  async run<T>(tenantId: string, fn: (uow: UnitOfWork) => Promise<T>, options: RunOptions = {}): Promise<T> {
     const tenant = await this.resolve(tenantId);
     const schema = checkTenantName(tenant.schema_name);
     const role = checkTenantName(tenant.role_name);
@@ -69,6 +85,8 @@ export class TenantContext {
     const em = this.#orm.em.fork({ schema, clear: true }) as EntityManager;
     try {
       return await em.transactional(async (tem) => {
+        // Before any other statement: PostgreSQL fixes the isolation level at the first query.
+        if (options.isolation) await tem.execute(SET_ISOLATION[options.isolation]);
         await tem.execute(BIND, [role, ident(schema)]);
         const events: AuditEvent[] = [];
         const uow: UnitOfWork = {

@@ -81,7 +81,7 @@ export async function deleteAccount(pool: Pool, request: DeletionRequest): Promi
     throw new AuthenticationError('The password is incorrect. Nothing was deleted.');
   }
   try {
-    await checkSecondFactor(pool, user, totp);
+    await checkSecondFactor(pool, user, totp, { actor: request.actor, context: request.context, tenantId });
   } catch (err) {
     if (!(err instanceof MfaRequiredError)) await refused('wrong_second_factor');
     throw err;
@@ -89,7 +89,10 @@ export async function deleteAccount(pool: Pool, request: DeletionRequest): Promi
   try {
     return await transaction(pool, async (client) => {
       // The tenant first (its advisory lock, then its row), as every tenant lifecycle step does.
-      const tenant = await dropTenantInTransaction(client, tenantId);
+      const tenant = await dropTenantInTransaction(client, tenantId, {
+        actor: request.actor,
+        context: request.context,
+      });
       const locked = await client.query(sql.lockUser(userId));
       if (locked.rows[0]?.tenant_id !== tenantId) {
         throw new ForbiddenError('Only a workspace owner can delete their account here.');

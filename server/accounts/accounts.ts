@@ -1,6 +1,9 @@
 // Registration, sign-in checks and password changes. Registration creates the
 // user and provisions the workspace in ONE transaction: if provisioning fails,
-// no user is left behind, and if the email is taken, no tenant is.
+// no user is left behind, and if the email is taken, no tenant is. Every
+// change here writes its audit event in its own transaction.
+import { randomUUID } from 'node:crypto';
+import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../audit/event.ts';
 import { type Client, type Pool, run, transaction } from '../../tenancy/db.ts';
 import { DatabaseError } from '../../tenancy/errors.ts';
 import { provisionTenantInTransaction } from '../../tenancy/provision.ts';
@@ -37,10 +40,16 @@ export function checkRegistration(input: RegistrationInput) {
   return { email, normalized, displayName, password };
 }
 
+/**
+ * Registration: `by` is where the request came from; the new person is the
+ * actor of both events (`tenant.provision`, `account.register`), so their id
+ * is chosen before the rows exist.
+ */
 export async function register(
   pool: Pool,
   input: RegistrationInput,
   migrations: readonly TenantMigration[],
+  by: AuditBy = SYSTEM,
 ): Promise<Registered> {
   const fields = checkRegistration(input);
   // Cheap early answer; the unique index still decides under a race.
@@ -48,15 +57,35 @@ export async function register(
     throw new ConflictError(EMAIL_TAKEN);
   }
   const passwordHash = await hashPassword(fields.password);
+  const userId = randomUUID();
+  const self: AuditBy = { ...by, actor: { type: 'user', id: userId } };
   try {
     return await transaction(pool, async (client) => {
       const tenant = await provisionTenantInTransaction(
         client,
         { displayName: fields.displayName },
         migrations,
+        { by: self },
       );
-      const insert = sql.insertUser({ ...fields, passwordHash, role: 'user', tenantId: tenant.id });
+      const insert = sql.insertUser({
+        ...fields,
+        passwordHash,
+        role: 'user',
+        tenantId: tenant.id,
+        id: userId,
+      });
       const user = (await client.query<sql.UserRow>(insert)).rows[0] as sql.UserRow;
+      await client.query(
+        insertAuditEvent(
+          eventBy(self, {
+            tenantId: tenant.id,
+            action: 'account.register',
+            resource: { type: 'user', id: userId },
+            outcome: 'success',
+            details: { role: 'user' },
+          }),
+        ),
+      );
       return { user, tenant };
     });
   } catch (err) {
@@ -65,7 +94,27 @@ export async function register(
   }
 }
 
-/** The user for these credentials, or AuthenticationError; same work whether or not the email exists. */
+/**
+ * A failed sign-in. The person sees the same words either way; the audit trail
+ * gets the reason and, for a known account, who it was.
+ */
+export class LoginFailedError extends AuthenticationError {
+  override name = 'LoginFailedError';
+  readonly reason: 'unknown_account' | 'wrong_password';
+  /** The account tried, when the email belongs to one. */
+  readonly user: { userId: string; role: sql.Role; tenantId: string | null } | undefined;
+  /** The normalised email that was tried (for a keyed hash in the trail, never stored as is). */
+  readonly email: string | undefined;
+  constructor(reason: LoginFailedError['reason'], user: sql.UserRow | undefined, email: string | undefined) {
+    super();
+    this.reason = reason;
+    this.user = user ? { userId: user.id, role: user.role, tenantId: user.tenant_id } : undefined;
+    // Not enumerable: an error that reaches a log line must not carry the address.
+    Object.defineProperty(this, 'email', { value: email, enumerable: false });
+  }
+}
+
+/** The user for these credentials, or LoginFailedError; same work whether or not the email exists. */
 export async function authenticate(pool: Pool, email: unknown, password: unknown): Promise<sql.UserRow> {
   let normalized: string | undefined;
   try {
@@ -75,7 +124,8 @@ export async function authenticate(pool: Pool, email: unknown, password: unknown
   }
   const user = normalized ? (await run<sql.UserRow>(pool, sql.userByEmail(normalized))).rows[0] : undefined;
   const ok = await verifyPassword(user?.password_hash, typeof password === 'string' ? password : '');
-  if (!user || !ok) throw new AuthenticationError();
+  if (!user) throw new LoginFailedError('unknown_account', undefined, normalized);
+  if (!ok) throw new LoginFailedError('wrong_password', user, normalized);
   return user;
 }
 
@@ -83,23 +133,54 @@ export async function findUser(pool: Pool, id: string): Promise<sql.UserRow | un
   return (await run<sql.UserRow>(pool, sql.userById(id))).rows[0];
 }
 
-/** Checks the current password, sets the new one and ends every other session of the user. */
+/**
+ * Checks the current password, sets the new one and ends every other session
+ * of the user: `account.password.change` and `session.revoke_all` in the same
+ * transaction; a wrong current password is recorded as a failure.
+ */
 export async function changePassword(
   pool: Pool,
   userId: string,
   current: unknown,
   next: unknown,
   keepSessionId: string | null,
+  by: AuditBy = SYSTEM,
 ): Promise<void> {
   const user = await findUser(pool, userId);
+  const resource = { type: 'user', id: userId };
   if (!user || !(await verifyPassword(user.password_hash, typeof current === 'string' ? current : ''))) {
+    const refused = eventBy(by, {
+      action: 'account.password.change',
+      resource,
+      outcome: 'failure',
+      code: 'wrong_password',
+    });
+    await run(pool, insertAuditEvent(refused)).catch(() => {});
     throw new AuthenticationError('The current password is incorrect.');
   }
   const password = checkPasswordPolicy(next, { email: user.email });
   const passwordHash = await hashPassword(password);
   await transaction(pool, async (client) => {
     await client.query(sql.setPasswordHash(userId, passwordHash));
-    await client.query(sql.revokeSessionsOfUser(userId, keepSessionId, 'password changed'));
+    const ended = (await client.query(sql.revokeSessionsOfUser(userId, keepSessionId, 'password changed')))
+      .rowCount;
+    const tenantId = user.tenant_id;
+    await client.query(
+      insertAuditEvent(
+        eventBy(by, { tenantId, action: 'account.password.change', resource, outcome: 'success' }),
+      ),
+    );
+    await client.query(
+      insertAuditEvent(
+        eventBy(by, {
+          tenantId,
+          action: 'session.revoke_all',
+          resource,
+          outcome: 'success',
+          details: { reason: 'password changed', sessionsEnded: ended ?? 0 },
+        }),
+      ),
+    );
   });
 }
 
@@ -115,13 +196,16 @@ export interface PrivilegedUserInput {
 export async function createPrivilegedUser(
   pool: Pool,
   input: PrivilegedUserInput,
+  by: AuditBy = SYSTEM,
 ): Promise<sql.UserRow> {
-  return transaction(pool, (client) => createPrivilegedUserInTransaction(client, input));
+  return transaction(pool, (client) => createPrivilegedUserInTransaction(client, input, by));
 }
 
+/** The same inside the caller's transaction; `account.create` (platform chain) commits with it. */
 export async function createPrivilegedUserInTransaction(
   client: Client,
   input: PrivilegedUserInput,
+  by: AuditBy = SYSTEM,
 ): Promise<sql.UserRow> {
   const { email, normalized } = normalizeEmail(input.email);
   const displayName = checkPersonName(input.displayName);
@@ -140,6 +224,17 @@ export async function createPrivilegedUserInTransaction(
   try {
     const row = (await client.query<sql.UserRow>(insert)).rows[0] as sql.UserRow;
     await client.query('RELEASE SAVEPOINT create_user');
+    await client.query(
+      insertAuditEvent(
+        eventBy(by, {
+          tenantId: null,
+          action: 'account.create',
+          resource: { type: 'user', id: row.id },
+          outcome: 'success',
+          details: { role: row.role, mfaRequired: row.mfa_required },
+        }),
+      ),
+    );
     return row;
   } catch (err) {
     await client.query('ROLLBACK TO SAVEPOINT create_user');

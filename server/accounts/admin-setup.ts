@@ -2,6 +2,7 @@
 // setup link (valid one hour, stored only as a SHA-256 hash) and prints it in
 // the log. Using it creates the first admin and burns every outstanding link.
 import { createHash, randomBytes } from 'node:crypto';
+import { type AuditBy, SYSTEM } from '../../audit/event.ts';
 import { type Pool, run, transaction } from '../../tenancy/db.ts';
 import { AuthenticationError, ConflictError } from '../errors.ts';
 import { createPrivilegedUserInTransaction } from './accounts.ts';
@@ -31,6 +32,7 @@ export async function completeSetup(
   pool: Pool,
   token: unknown,
   input: { email: unknown; password: unknown; displayName: unknown },
+  by: AuditBy = SYSTEM,
 ) {
   if (typeof token !== 'string' || token.length > 100)
     throw new AuthenticationError('This setup link is not valid.');
@@ -48,7 +50,15 @@ export async function completeSetup(
     if (((await client.query<{ n: number }>(sql.countAdmins())).rows[0]?.n ?? 0) > 0) {
       throw new ConflictError('An admin already exists; sign in instead.');
     }
-    const admin = await createPrivilegedUserInTransaction(client, { ...input, role: 'admin' });
+    // `account.create` by whoever holds the link (anonymous until the account exists), from where they are.
+    const admin = await createPrivilegedUserInTransaction(
+      client,
+      { ...input, role: 'admin' },
+      {
+        ...by,
+        details: { via: 'setup_link' },
+      },
+    );
     await client.query('UPDATE control.admin_setup_tokens SET used_at = now() WHERE used_at IS NULL');
     return admin;
   });

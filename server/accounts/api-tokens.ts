@@ -5,7 +5,8 @@
 // unlike a password, the input has full entropy, so there is nothing for a
 // slow hash to protect, and every API request pays for the lookup.
 import { createHash, randomBytes } from 'node:crypto';
-import { type Pool, run } from '../../tenancy/db.ts';
+import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../audit/event.ts';
+import { type Pool, run, transaction } from '../../tenancy/db.ts';
 import { InvalidInputError } from '../../tenancy/errors.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { isUuid } from '../sessions/registry.ts';
@@ -88,20 +89,38 @@ export function checkTokenInput(body: unknown): { name: string; scope: TokenScop
  * owner signed in with a session (see routes/tokens.ts); authenticate() checks
  * the owner again on every use.
  */
-export async function createToken(pool: Pool, userId: string, input: unknown): Promise<CreatedToken> {
+export async function createToken(
+  pool: Pool,
+  userId: string,
+  input: unknown,
+  by: AuditBy = SYSTEM,
+): Promise<CreatedToken> {
   const { name, scope } = checkTokenInput(input);
   const secret = newSecret();
-  const { rows } = await run<sql.ApiTokenRow>(
-    pool,
-    sql.insertToken({ userId, name, scope, hash: hashToken(secret), limit: TOKENS_PER_USER }),
-  );
-  const row = rows[0];
-  if (!row) {
-    throw new ConflictError(
-      `You already have ${TOKENS_PER_USER} API tokens. Revoke one you no longer use, then try again.`,
+  return transaction(pool, async (client) => {
+    const { rows } = await run<sql.ApiTokenRow>(
+      client,
+      sql.insertToken({ userId, name, scope, hash: hashToken(secret), limit: TOKENS_PER_USER }),
     );
-  }
-  return { token: view(row), secret };
+    const row = rows[0];
+    if (!row) {
+      throw new ConflictError(
+        `You already have ${TOKENS_PER_USER} API tokens. Revoke one you no longer use, then try again.`,
+      );
+    }
+    // The name and scope, never the secret (nor its hash).
+    await client.query(
+      insertAuditEvent(
+        eventBy(by, {
+          action: 'token.create',
+          resource: { type: 'api_token', id: row.id },
+          outcome: 'success',
+          details: { name, scope },
+        }),
+      ),
+    );
+    return { token: view(row), secret };
+  });
 }
 
 /** The live tokens of `userId`, newest first; never the secret (which is not stored anyway). */
@@ -114,10 +133,26 @@ export async function listTokens(pool: Pool, userId: string): Promise<TokenView[
  * (every request looks the token up). Someone else's token, a revoked one and
  * one that never existed all get the same 404, so ids cannot be probed.
  */
-export async function revokeToken(pool: Pool, userId: string, tokenId: string): Promise<void> {
+export async function revokeToken(
+  pool: Pool,
+  userId: string,
+  tokenId: string,
+  by: AuditBy = SYSTEM,
+): Promise<void> {
   if (!isUuid(tokenId)) throw new NotFoundError('No such API token.');
-  const { rowCount } = await run(pool, sql.revokeToken(tokenId, userId));
-  if (!rowCount) throw new NotFoundError('No such API token.');
+  await transaction(pool, async (client) => {
+    const { rowCount } = await run(client, sql.revokeToken(tokenId, userId));
+    if (!rowCount) throw new NotFoundError('No such API token.');
+    await client.query(
+      insertAuditEvent(
+        eventBy(by, {
+          action: 'token.revoke',
+          resource: { type: 'api_token', id: tokenId },
+          outcome: 'success',
+        }),
+      ),
+    );
+  });
 }
 
 /** Who `secret` speaks for, or undefined for a malformed, unknown or revoked token. */

@@ -8,9 +8,13 @@
 // - Ten recovery codes are made when MFA is turned on and on request; they are
 //   shown once and stored as SHA-256 (they are random, so a slow hash buys
 //   nothing), each usable once.
+// - Every change (on, off, new codes, a recovery code used) writes its audit
+//   event in the same transaction; a refused code or password is recorded as
+//   a failure once the transaction has rolled back. Never the secret or a code.
 import { createHash, randomBytes } from 'node:crypto';
 import { generateSecret, generateURI, verify } from 'otplib';
 import QRCode from 'qrcode';
+import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../audit/event.ts';
 import { type Client, type Pool, run, transaction } from '../../tenancy/db.ts';
 import { InvalidInputError } from '../../tenancy/errors.ts';
 import { AuthenticationError, ConflictError, MfaRequiredError } from '../errors.ts';
@@ -27,6 +31,16 @@ const EPOCH_TOLERANCE_SECONDS = 30;
 const WRONG_CODE = 'That code is not valid. Check your authenticator app and try again.';
 const REUSED_CODE = 'That code was already used. Wait for the next code in your authenticator app.';
 const NO_CODE = 'Enter the 6-digit code from your authenticator app.';
+
+/** A code or password refused: the person sees the message, the audit trail the reason. */
+export class MfaRefusedError extends AuthenticationError {
+  override name = 'MfaRefusedError';
+  readonly reason: 'wrong_code' | 'reused_code' | 'wrong_password';
+  constructor(reason: MfaRefusedError['reason'], message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
 
 export const hashRecoveryCode = (code: string) =>
   createHash('sha256').update(code.replace(/[\s-]/g, '').toLowerCase()).digest();
@@ -57,15 +71,38 @@ export interface MfaStatus {
   recoveryCodesLeft: number;
 }
 
-/** Passes if the user has no second factor or `code` is a valid, unused TOTP or recovery code. */
+/**
+ * Passes if the user has no second factor or `code` is a valid, unused TOTP or
+ * recovery code. A recovery code used is recorded (`mfa.recovery_code.use`)
+ * in the transaction that marks it used.
+ */
 export async function checkSecondFactor(
   pool: Pool,
   user: UserRow,
   code: unknown,
+  by: AuditBy = SYSTEM,
 ): Promise<'none' | 'totp' | 'recovery'> {
   if (!user.mfa_enabled_at || !user.mfa_secret) return 'none';
   if (typeof code !== 'string' || code.trim() === '') throw new MfaRequiredError();
-  return consumeCode(pool, user.id, user.mfa_secret, code);
+  const secret = user.mfa_secret;
+  return transaction(pool, async (client) => {
+    const kind = await consumeCode(client, user.id, secret, code);
+    if (kind === 'recovery') {
+      const left = (await run<{ n: number }>(client, sql.unusedRecoveryCodes(user.id))).rows[0]?.n ?? 0;
+      await client.query(
+        insertAuditEvent(
+          eventBy(by, {
+            tenantId: user.tenant_id,
+            action: 'mfa.recovery_code.use',
+            resource: { type: 'user', id: user.id },
+            outcome: 'success',
+            details: { codesLeft: left },
+          }),
+        ),
+      );
+    }
+    return kind;
+  });
 }
 
 export async function mfaStatus(pool: Pool, userId: string): Promise<MfaStatus> {
@@ -101,22 +138,28 @@ export async function confirmEnrolment(
   userId: string,
   code: unknown,
   keepSessionId: string | null,
+  by: AuditBy = SYSTEM,
 ): Promise<string[]> {
   const token = totpInput(code);
-  return transaction(pool, async (client) => {
-    const user = await lockedStateOf(client, userId);
-    if (user.mfa_enabled_at) throw alreadyOn();
-    if (!user.mfa_pending_secret) {
-      throw new ConflictError(
-        'Start setting up two-step sign-in first: the setup was not started or has ended.',
+  return recordingRefusals(pool, by, 'mfa.enable', userId, () =>
+    transaction(pool, async (client) => {
+      const user = await lockedStateOf(client, userId);
+      if (user.mfa_enabled_at) throw alreadyOn();
+      if (!user.mfa_pending_secret) {
+        throw new ConflictError(
+          'Start setting up two-step sign-in first: the setup was not started or has ended.',
+        );
+      }
+      const step = await totpStep(user.mfa_pending_secret, token);
+      if (step === undefined) throw new MfaRefusedError('wrong_code', WRONG_CODE);
+      await client.query(sql.activateMfa(userId, step));
+      const ended = await client.query(
+        revokeSessionsOfUser(userId, keepSessionId, 'two-step sign-in turned on'),
       );
-    }
-    const step = await totpStep(user.mfa_pending_secret, token);
-    if (step === undefined) throw new AuthenticationError(WRONG_CODE);
-    await client.query(sql.activateMfa(userId, step));
-    await client.query(revokeSessionsOfUser(userId, keepSessionId, 'two-step sign-in turned on'));
-    return replaceRecoveryCodes(client, userId);
-  });
+      await record(client, by, 'mfa.enable', userId, { sessionsEnded: ended.rowCount ?? 0 });
+      return replaceRecoveryCodes(client, userId);
+    }),
+  );
 }
 
 /** Turns MFA off; needs the password and a current code (TOTP or recovery code). */
@@ -125,31 +168,43 @@ export async function disableMfa(
   userId: string,
   password: unknown,
   code: unknown,
+  by: AuditBy = SYSTEM,
 ): Promise<void> {
   if (typeof code !== 'string' || code.trim() === '') throw new InvalidInputError(NO_CODE);
   const user = await stateOf(pool, userId);
   if (!user.mfa_enabled_at) throw notOn();
-  // One message for either mistake: this must not tell a session thief which half was right.
-  const ok = await verifyPassword(user.password_hash, typeof password === 'string' ? password : '');
-  if (!ok) throw new AuthenticationError('The password or the code is incorrect.');
-  await transaction(pool, async (client) => {
-    const locked = await lockedStateOf(client, userId);
-    if (!locked.mfa_enabled_at || !locked.mfa_secret) throw notOn();
-    await consumeCode(client, userId, locked.mfa_secret, code, 'The password or the code is incorrect.');
-    await client.query(sql.deactivateMfa(userId));
-    await client.query(sql.deleteRecoveryCodes(userId));
+  await recordingRefusals(pool, by, 'mfa.disable', userId, async () => {
+    // One message for either mistake: this must not tell a session thief which half was right.
+    const ok = await verifyPassword(user.password_hash, typeof password === 'string' ? password : '');
+    if (!ok) throw new MfaRefusedError('wrong_password', 'The password or the code is incorrect.');
+    await transaction(pool, async (client) => {
+      const locked = await lockedStateOf(client, userId);
+      if (!locked.mfa_enabled_at || !locked.mfa_secret) throw notOn();
+      await consumeCode(client, userId, locked.mfa_secret, code, 'The password or the code is incorrect.');
+      await client.query(sql.deactivateMfa(userId));
+      await client.query(sql.deleteRecoveryCodes(userId));
+      await record(client, by, 'mfa.disable', userId, {});
+    });
   });
 }
 
 /** New recovery codes (the old ones stop working); needs a current code. */
-export async function regenerateRecoveryCodes(pool: Pool, userId: string, code: unknown): Promise<string[]> {
+export async function regenerateRecoveryCodes(
+  pool: Pool,
+  userId: string,
+  code: unknown,
+  by: AuditBy = SYSTEM,
+): Promise<string[]> {
   if (typeof code !== 'string' || code.trim() === '') throw new InvalidInputError(NO_CODE);
-  return transaction(pool, async (client) => {
-    const user = await lockedStateOf(client, userId);
-    if (!user.mfa_enabled_at || !user.mfa_secret) throw notOn();
-    await consumeCode(client, userId, user.mfa_secret, code);
-    return replaceRecoveryCodes(client, userId);
-  });
+  return recordingRefusals(pool, by, 'mfa.recovery_codes.regenerate', userId, () =>
+    transaction(pool, async (client) => {
+      const user = await lockedStateOf(client, userId);
+      if (!user.mfa_enabled_at || !user.mfa_secret) throw notOn();
+      await consumeCode(client, userId, user.mfa_secret, code);
+      await record(client, by, 'mfa.recovery_codes.regenerate', userId, { count: RECOVERY_CODE_COUNT });
+      return replaceRecoveryCodes(client, userId);
+    }),
+  );
 }
 
 // --- pieces -------------------------------------------------------------------
@@ -168,16 +223,53 @@ async function consumeCode(
   const compact = code.replace(/\s/g, '');
   if (/^\d{6}$/.test(compact)) {
     const step = await totpStep(secret, compact);
-    if (step === undefined) throw new AuthenticationError(wrong);
+    if (step === undefined) throw new MfaRefusedError('wrong_code', wrong);
     const claimed = await run(db, sql.claimTimeStep(userId, step));
-    if (!claimed.rowCount) throw new AuthenticationError(REUSED_CODE);
+    if (!claimed.rowCount) throw new MfaRefusedError('reused_code', REUSED_CODE);
     return 'totp';
   }
   if (compact.length <= 64) {
     const used = await run(db, sql.useRecoveryCode(userId, hashRecoveryCode(compact)));
     if (used.rowCount) return 'recovery';
   }
-  throw new AuthenticationError(wrong);
+  throw new MfaRefusedError('wrong_code', wrong);
+}
+
+/** The event of one MFA change, in the change's transaction (the user's own chain). */
+async function record(
+  client: Client,
+  by: AuditBy,
+  action: string,
+  userId: string,
+  details: Record<string, unknown>,
+): Promise<void> {
+  const event = eventBy(by, { action, resource: { type: 'user', id: userId }, outcome: 'success', details });
+  await client.query(insertAuditEvent(event));
+}
+
+/** Runs fn; a refused code or password is recorded as a failure of `action` (after fn's rollback) and rethrown. */
+async function recordingRefusals<T>(
+  pool: Pool,
+  by: AuditBy,
+  action: string,
+  userId: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof MfaRefusedError) {
+      const event = eventBy(by, {
+        action,
+        resource: { type: 'user', id: userId },
+        outcome: 'failure',
+        code: err.reason,
+      });
+      // The refusal stands even if its audit row cannot be written.
+      await run(pool, insertAuditEvent(event)).catch(() => {});
+    }
+    throw err;
+  }
 }
 
 /** The time step `token` belongs to under `secret`, or undefined if it matches none in the window. */

@@ -30,10 +30,21 @@ export const insertUser = (u: {
   role: Role;
   tenantId: string | null;
   mfaRequired?: boolean;
+  /** Chosen by the caller when it must name the user before the row exists (registration's audit events). */
+  id?: string;
 }): Statement => ({
-  text: `INSERT INTO control.users (email, email_normalized, display_name, password_hash, role, tenant_id, mfa_required)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${USER}`,
-  values: [u.email, u.normalized, u.displayName, u.passwordHash, u.role, u.tenantId, u.mfaRequired ?? false],
+  text: `INSERT INTO control.users (id, email, email_normalized, display_name, password_hash, role, tenant_id, mfa_required)
+         VALUES (coalesce($8::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $6, $7) RETURNING ${USER}`,
+  values: [
+    u.email,
+    u.normalized,
+    u.displayName,
+    u.passwordHash,
+    u.role,
+    u.tenantId,
+    u.mfaRequired ?? false,
+    u.id ?? null,
+  ],
 });
 
 export const userByEmail = (normalized: string): Statement => ({
@@ -125,7 +136,8 @@ export const activeSessionsOfTenant = (tenantId: string, absoluteSeconds: number
 /** Revokes one session; `userId` null means any owner (admins). Returns the row if it was active. */
 export const revokeSession = (sessionId: string, userId: string | null, reason: string): Statement => ({
   text: `UPDATE control.user_sessions SET revoked_at = now(), revoked_reason = $3
-          WHERE id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR user_id = $2::uuid) RETURNING id, user_id`,
+          WHERE id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR user_id = $2::uuid)
+          RETURNING id, user_id, tenant_id`,
   values: [sessionId, userId, reason],
 });
 
@@ -134,6 +146,11 @@ export const revokeSessionsOfUser = (userId: string, keep: string | null, reason
   text: `UPDATE control.user_sessions SET revoked_at = now(), revoked_reason = $3
           WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id <> $2::uuid) RETURNING id`,
   values: [userId, keep, reason],
+});
+
+export const tenantExists = (tenantId: string): Statement => ({
+  text: 'SELECT 1 FROM control.tenants WHERE id = $1',
+  values: [tenantId],
 });
 
 export const revokeSessionsOfTenant = (tenantId: string, reason: string): Statement => ({

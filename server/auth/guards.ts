@@ -2,14 +2,15 @@
 // work bound to the caller's own tenant: the only way a handler reaches tenant
 // data. Auditors and admins never get one.
 import type { RequestHandler } from 'express';
-import type { TenantContext, UnitOfWork } from '../../tenancy/unit-of-work.ts';
+import type { RunOptions, TenantContext, UnitOfWork } from '../../tenancy/unit-of-work.ts';
 import type { Role } from '../accounts/users-sql.ts';
 import { ForbiddenError, LoginRequiredError } from '../errors.ts';
+import { withReadAudit } from '../read-audit.ts';
 
 declare global {
   namespace Express {
     interface Request {
-      workspace?: <T>(fn: (uow: UnitOfWork) => Promise<T>) => Promise<T>;
+      workspace?: <T>(fn: (uow: UnitOfWork) => Promise<T>, options?: RunOptions) => Promise<T>;
     }
   }
 }
@@ -46,7 +47,8 @@ export function requireWorkspace(tenants: TenantContext): RequestHandler {
     if (user.scope !== 'write' && !SAFE.has(req.method))
       return next(new ForbiddenError('This API token is read-only.'));
     const tenantId = user.tenantId;
-    req.workspace = (fn) => tenants.run(tenantId, fn);
+    // With AUDIT_READS on, a read also records itself in the same unit of work (read-audit.ts).
+    req.workspace = (fn, options) => tenants.run(tenantId, withReadAudit(req, fn), options);
     next();
   };
 }

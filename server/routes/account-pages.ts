@@ -16,6 +16,7 @@ import {
 } from '../accounts/mfa.ts';
 import { logIn } from '../auth/session-middleware.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
+import { whoOf } from '../request-audit.ts';
 import { flash, render } from '../views.ts';
 import { deleteOwnAccount } from './account-delete.ts';
 import type { RouteDeps } from './deps.ts';
@@ -68,7 +69,7 @@ export function accountPages(deps: RouteDeps): Router {
         throw new InvalidInputError('The two new passwords are not the same.');
       }
       const current = field(req, 'currentPassword');
-      await changePassword(deps.pool, user.userId, current, next, user.sessionId ?? null);
+      await changePassword(deps.pool, user.userId, current, next, user.sessionId ?? null, whoOf(req));
       // A privilege change: this session continues under a new id.
       await logIn(req, user);
     } catch (err) {
@@ -84,7 +85,7 @@ export function accountPages(deps: RouteDeps): Router {
   router.post('/account/sessions/revoke-all', async (req, res) => {
     const user = requirePageUser(req);
     const keep = user.sessionId ?? null;
-    const ended = await deps.registry.revokeAllOfUser(user.userId, keep, 'signed out everywhere');
+    const ended = await deps.registry.revokeAllOfUser(user.userId, keep, 'signed out everywhere', whoOf(req));
     const text = ended === 1 ? 'Signed out of 1 other session.' : `Signed out of ${ended} other sessions.`;
     flash(req, 'success', text);
     res.redirect(303, '/account');
@@ -93,7 +94,7 @@ export function accountPages(deps: RouteDeps): Router {
   router.post('/account/sessions/:id/revoke', async (req, res) => {
     const user = requirePageUser(req);
     try {
-      await deps.registry.revoke(String(req.params.id), user.userId, 'revoked by the user');
+      await deps.registry.revoke(String(req.params.id), user.userId, 'revoked by the user', whoOf(req));
       flash(req, 'success', 'That session has been signed out.');
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
@@ -134,6 +135,7 @@ export function accountPages(deps: RouteDeps): Router {
         user.userId,
         field(req, 'code'),
         user.sessionId ?? null,
+        whoOf(req),
       );
       await renewSession(req, user, true);
     } catch (err) {
@@ -150,7 +152,7 @@ export function accountPages(deps: RouteDeps): Router {
     const user = requirePageUser(req);
     let recoveryCodes: string[];
     try {
-      recoveryCodes = await regenerateRecoveryCodes(deps.pool, user.userId, field(req, 'code'));
+      recoveryCodes = await regenerateRecoveryCodes(deps.pool, user.userId, field(req, 'code'), whoOf(req));
     } catch (err) {
       const problem = formProblem(res, err);
       return showAccount(req, res, { mfaError: problem.message }, problem.status);
@@ -162,7 +164,7 @@ export function accountPages(deps: RouteDeps): Router {
   router.post('/account/mfa/disable', async (req, res) => {
     const user = requirePageUser(req);
     try {
-      await disableMfa(deps.pool, user.userId, field(req, 'password'), field(req, 'code'));
+      await disableMfa(deps.pool, user.userId, field(req, 'password'), field(req, 'code'), whoOf(req));
       await renewSession(req, user, false);
     } catch (err) {
       const problem = formProblem(res, err);
@@ -185,7 +187,7 @@ export function accountPages(deps: RouteDeps): Router {
     const user = requireOwner(req);
     const tokenValues = { name: field(req, 'name'), scope: field(req, 'scope') };
     try {
-      const created = await createToken(deps.pool, user.userId, tokenValues);
+      const created = await createToken(deps.pool, user.userId, tokenValues, whoOf(req));
       // Shown in this answer only (render sets no-store): the secret is not stored anywhere.
       await showAccount(req, res, { newToken: created });
     } catch (err) {
@@ -197,7 +199,7 @@ export function accountPages(deps: RouteDeps): Router {
   router.post('/account/tokens/:id/revoke', async (req, res) => {
     const user = requireOwner(req);
     try {
-      await revokeToken(deps.pool, user.userId, String(req.params.id));
+      await revokeToken(deps.pool, user.userId, String(req.params.id), whoOf(req));
       flash(req, 'success', 'That API token has been revoked. Scripts using it can no longer get in.');
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;

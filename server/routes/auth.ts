@@ -1,9 +1,14 @@
 // JSON API for signing up, in and out. Every sign-in regenerates the session
 // id (passport's logIn), so a session id known before sign-in is worthless after.
+// The pages (pages.ts) sign in through the same three functions below, which
+// is where sign-ins, failed sign-ins and recovery codes are audited.
+import { createHmac } from 'node:crypto';
 import type { Request } from 'express';
 import { Router } from 'express';
-import { changePassword, register } from '../accounts/accounts.ts';
-import { checkSecondFactor } from '../accounts/mfa.ts';
+import { eventBy, insertAuditEvent } from '../../audit/event.ts';
+import { run } from '../../tenancy/db.ts';
+import { changePassword, LoginFailedError, register } from '../accounts/accounts.ts';
+import { checkSecondFactor, MfaRefusedError } from '../accounts/mfa.ts';
 import type { UserRow } from '../accounts/users-sql.ts';
 import { csrfToken } from '../auth/csrf.ts';
 import { requireLogin } from '../auth/guards.ts';
@@ -11,15 +16,29 @@ import { principalFromRow } from '../auth/passport.ts';
 import { type Principal, publicUser } from '../auth/principal.ts';
 import { logIn, logOut } from '../auth/session-middleware.ts';
 import { AuthenticationError, ForbiddenError, LoginRequiredError } from '../errors.ts';
+import { whoOf } from '../request-audit.ts';
 import type { RouteDeps } from './deps.ts';
 
-/** Opens a registry row and a fresh session for `user`. */
-export async function startSession(deps: RouteDeps, req: Request, user: UserRow): Promise<Principal> {
+/** How a person proved who they are, as `auth.login` records it. */
+export type SignInMethod = 'password' | 'totp' | 'recovery' | 'registration';
+
+const who = (req: Request, user: UserRow) =>
+  whoOf(req, { userId: user.id, role: user.role, tenantId: user.tenant_id });
+
+/** Opens a registry row (and its `auth.login` event) and a fresh session for `user`. */
+export async function startSession(
+  deps: RouteDeps,
+  req: Request,
+  user: UserRow,
+  method: SignInMethod = 'password',
+): Promise<Principal> {
   const sessionId = await deps.registry.open(
     user.id,
     user.tenant_id,
     req.ip ?? null,
     req.get('user-agent') ?? null,
+    who(req, user),
+    { method },
   );
   const principal = principalFromRow(
     {
@@ -38,15 +57,78 @@ export async function startSession(deps: RouteDeps, req: Request, user: UserRow)
   return principal;
 }
 
-/** passport-local as a promise: the user for the posted email and password. */
-export function authenticateLocal(deps: RouteDeps, req: Request): Promise<UserRow> {
-  return new Promise((resolve, reject) => {
-    deps.passport.authenticate('local', { session: false }, (err: unknown, user: unknown) => {
-      if (err) return reject(err);
-      if (!user) return reject(new AuthenticationError());
-      resolve(user as UserRow);
-    })(req, {} as never, reject);
+/** passport-local as a promise: the user for the posted email and password; a failure is audited. */
+export async function authenticateLocal(deps: RouteDeps, req: Request): Promise<UserRow> {
+  try {
+    return await new Promise<UserRow>((resolve, reject) => {
+      deps.passport.authenticate('local', { session: false }, (err: unknown, user: unknown) => {
+        if (err) return reject(err);
+        if (!user) return reject(new AuthenticationError());
+        resolve(user as UserRow);
+      })(req, {} as never, reject);
+    });
+  } catch (err) {
+    if (err instanceof LoginFailedError) await recordFailedLogin(deps, req, err);
+    throw err;
+  }
+}
+
+/**
+ * The second step of a sign-in: passes for accounts without MFA, else needs a
+ * valid code (MfaRequiredError without one). A wrong or reused code is a
+ * failed sign-in in the trail; a recovery code used is recorded by the check.
+ */
+export async function checkSignInCode(
+  deps: RouteDeps,
+  req: Request,
+  user: UserRow,
+  code: unknown,
+): Promise<SignInMethod> {
+  try {
+    const kind = await checkSecondFactor(deps.pool, user, code, who(req, user));
+    return kind === 'none' ? 'password' : kind;
+  } catch (err) {
+    if (err instanceof MfaRefusedError) await recordFailedLogin(deps, req, err, user);
+    throw err;
+  }
+}
+
+/**
+ * `auth.login` with outcome failure and the reason as its code. A known
+ * account is named by its id (and the event goes to its owner's chain); an
+ * address that belongs to no account is kept only as a keyed hash, so the
+ * trail can show many attempts on one address without storing addresses
+ * people mistyped (or never had). Never the password or the code.
+ */
+async function recordFailedLogin(
+  deps: RouteDeps,
+  req: Request,
+  err: LoginFailedError | MfaRefusedError,
+  user?: UserRow,
+): Promise<void> {
+  const account =
+    err instanceof LoginFailedError
+      ? err.user
+      : user && { userId: user.id, role: user.role, tenantId: user.tenant_id };
+  const by = whoOf(req, account ?? null);
+  const email = err instanceof LoginFailedError && !account ? err.email : undefined;
+  const event = eventBy(by, {
+    tenantId: account?.tenantId ?? null,
+    action: 'auth.login',
+    resource: account ? { type: 'user', id: account.userId } : undefined,
+    outcome: 'failure',
+    code: err.reason,
+    details: email ? { emailHmac: emailDigest(deps.auditKey, email) } : {},
   });
+  // The refusal stands even if its audit row cannot be written.
+  await run(deps.pool, insertAuditEvent(event)).catch((e: unknown) =>
+    deps.log.warn('could not record a failed sign-in', { error: e }),
+  );
+}
+
+/** HMAC-SHA256 of a normalised email under the deployment's audit key (hex, 128 bits). */
+export function emailDigest(key: Buffer, normalizedEmail: string): string {
+  return createHmac('sha256', key).update(normalizedEmail, 'utf8').digest('hex').slice(0, 32);
 }
 
 export function authRoutes(deps: RouteDeps): Router {
@@ -58,22 +140,24 @@ export function authRoutes(deps: RouteDeps): Router {
 
   router.post('/api/v1/auth/register', async (req, res) => {
     const body = req.body ?? {};
-    const { user } = await register(deps.pool, body, deps.migrations);
-    const principal = await startSession(deps, req, user);
+    const { user } = await register(deps.pool, body, deps.migrations, whoOf(req));
+    const principal = await startSession(deps, req, user, 'registration');
     res.status(201).json({ user: publicUser(principal), csrfToken: csrfToken(req) });
   });
 
   router.post('/api/v1/auth/login', async (req, res) => {
     const user = await authenticateLocal(deps, req);
-    await checkSecondFactor(deps.pool, user, req.body?.totp);
-    const principal = await startSession(deps, req, user);
+    const method = await checkSignInCode(deps, req, user, req.body?.totp);
+    const principal = await startSession(deps, req, user, method);
     res.json({ user: publicUser(principal), csrfToken: csrfToken(req) });
   });
 
   router.post('/api/v1/auth/logout', async (req, res) => {
     const sessionId = req.user?.sessionId;
     if (sessionId)
-      await deps.registry.revoke(sessionId, req.user?.userId ?? null, 'signed out').catch(() => {});
+      await deps.registry
+        .revoke(sessionId, req.user?.userId ?? null, 'signed out', whoOf(req), 'auth.logout')
+        .catch(() => {});
     if (req.session) {
       await logOut(req);
       await new Promise<void>((resolve) => req.session.destroy(() => resolve()));
@@ -86,7 +170,14 @@ export function authRoutes(deps: RouteDeps): Router {
     const user = req.user as Express.User;
     if (user.via !== 'session') throw new ForbiddenError('Sign in with your password to change it.');
     const { currentPassword, newPassword } = (req.body ?? {}) as Record<string, unknown>;
-    await changePassword(deps.pool, user.userId, currentPassword, newPassword, user.sessionId ?? null);
+    await changePassword(
+      deps.pool,
+      user.userId,
+      currentPassword,
+      newPassword,
+      user.sessionId ?? null,
+      whoOf(req),
+    );
     await logIn(req, user);
     res.json({ csrfToken: csrfToken(req) });
   });

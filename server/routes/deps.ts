@@ -13,4 +13,6 @@ export interface RouteDeps {
   registry: SessionRegistry;
   passport: ReturnType<typeof createPassport>;
   migrations: readonly TenantMigration[];
+  /** Keys the hash of an unknown email in a failed sign-in's audit event (derived from the session secret). */
+  auditKey: Buffer;
 }

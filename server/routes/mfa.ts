@@ -15,6 +15,7 @@ import { requireLogin } from '../auth/guards.ts';
 import { publicUser } from '../auth/principal.ts';
 import { logIn } from '../auth/session-middleware.ts';
 import { ForbiddenError } from '../errors.ts';
+import { whoOf } from '../request-audit.ts';
 import type { RouteDeps } from './deps.ts';
 
 /** Secrets and recovery codes must not be kept by any cache. */
@@ -63,6 +64,7 @@ export function mfaRoutes(deps: RouteDeps): Router {
       user.userId,
       body(req).code,
       user.sessionId ?? null,
+      whoOf(req),
     );
     deps.log.info('mfa enabled', { userId: user.userId });
     await renewSession(req, res, true, { recoveryCodes });
@@ -71,14 +73,14 @@ export function mfaRoutes(deps: RouteDeps): Router {
   router.post('/api/v1/mfa/disable', ...guard, async (req, res) => {
     const user = req.user as Express.User;
     const { password, code } = body(req);
-    await disableMfa(deps.pool, user.userId, password, code);
+    await disableMfa(deps.pool, user.userId, password, code, whoOf(req));
     deps.log.info('mfa disabled', { userId: user.userId });
     await renewSession(req, res, false);
   });
 
   router.post('/api/v1/mfa/recovery-codes', ...guard, async (req, res) => {
     const user = req.user as Express.User;
-    const recoveryCodes = await regenerateRecoveryCodes(deps.pool, user.userId, body(req).code);
+    const recoveryCodes = await regenerateRecoveryCodes(deps.pool, user.userId, body(req).code, whoOf(req));
     deps.log.info('mfa recovery codes regenerated', { userId: user.userId });
     res.json({ recoveryCodes });
   });

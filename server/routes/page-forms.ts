@@ -39,7 +39,7 @@ export function requirePageUser(req: Request): Express.User {
 /**
  * Where a signed-in person starts: enrolment first when their account requires
  * MFA and has none; then owners their workspace, auditors and admins (who have
- * none) their account.
+ * none) their account (auditors reach /audit from the menu).
  */
 export function homeOf(user: Express.User): string {
   if (user.mfaRequired && !user.mfaEnabled) return '/account/mfa';

@@ -6,12 +6,12 @@
 import { type Request, Router } from 'express';
 import { InvalidInputError } from '../../tenancy/errors.ts';
 import { findUser, register } from '../accounts/accounts.ts';
-import { checkSecondFactor } from '../accounts/mfa.ts';
 import { logOut } from '../auth/session-middleware.ts';
 import { MfaRequiredError } from '../errors.ts';
+import { whoOf } from '../request-audit.ts';
 import { flash, render } from '../views.ts';
 import { accountPages } from './account-pages.ts';
-import { authenticateLocal, startSession } from './auth.ts';
+import { authenticateLocal, checkSignInCode, startSession } from './auth.ts';
 import type { RouteDeps } from './deps.ts';
 import { field, formProblem, homeOf, signedIn } from './page-forms.ts';
 
@@ -60,8 +60,8 @@ export function pageRoutes(deps: RouteDeps): Router {
     let name: string;
     try {
       const password = req.body?.password;
-      const { user } = await register(deps.pool, { ...values, password }, deps.migrations);
-      await startSession(deps, req, user);
+      const { user } = await register(deps.pool, { ...values, password }, deps.migrations, whoOf(req));
+      await startSession(deps, req, user, 'registration');
       name = user.display_name;
     } catch (err) {
       const problem = formProblem(res, err);
@@ -87,7 +87,7 @@ export function pageRoutes(deps: RouteDeps): Router {
       const user = await authenticateLocal(deps, req);
       try {
         // No code yet: passes for accounts without a second factor.
-        await checkSecondFactor(deps.pool, user, undefined);
+        await checkSignInCode(deps, req, user, undefined);
       } catch (err) {
         if (!(err instanceof MfaRequiredError)) throw err;
         // A fresh session id, so a session planted before the password step
@@ -122,9 +122,9 @@ export function pageRoutes(deps: RouteDeps): Router {
       const code = field(req, 'code');
       if (!code.trim()) throw new InvalidInputError('Enter the code to continue.');
       pending.attempts += 1;
-      await checkSecondFactor(deps.pool, user, code);
+      const method = await checkSignInCode(deps, req, user, code);
       // A new session: pendingMfa is not carried over.
-      const principal = await startSession(deps, req, user);
+      const principal = await startSession(deps, req, user, method);
       res.redirect(303, homeOf(principal));
     } catch (err) {
       const problem = formProblem(res, err);
@@ -141,7 +141,9 @@ export function pageRoutes(deps: RouteDeps): Router {
   router.post('/logout', async (req, res) => {
     const user = signedIn(req);
     if (user?.sessionId) {
-      await deps.registry.revoke(user.sessionId, user.userId, 'signed out').catch(() => {});
+      await deps.registry
+        .revoke(user.sessionId, user.userId, 'signed out', whoOf(req), 'auth.logout')
+        .catch(() => {});
     }
     if (req.session) {
       await logOut(req);

@@ -5,6 +5,7 @@ import { isTenantId } from '../../tenancy/identifiers.ts';
 import { requireSessionLogin } from '../auth/bearer.ts';
 import { requireRole } from '../auth/guards.ts';
 import { NotFoundError } from '../errors.ts';
+import { whoOf } from '../request-audit.ts';
 import type { RouteDeps } from './deps.ts';
 
 export function sessionRoutes(deps: RouteDeps): Router {
@@ -17,7 +18,7 @@ export function sessionRoutes(deps: RouteDeps): Router {
 
   router.delete('/api/v1/sessions/:id', requireSessionLogin, async (req, res) => {
     const user = req.user as Express.User;
-    await deps.registry.revoke(String(req.params.id), user.userId, 'revoked by the user');
+    await deps.registry.revoke(String(req.params.id), user.userId, 'revoked by the user', whoOf(req));
     res.status(204).end();
   });
 
@@ -27,6 +28,7 @@ export function sessionRoutes(deps: RouteDeps): Router {
       user.userId,
       user.sessionId ?? null,
       'signed out everywhere',
+      whoOf(req),
     );
     res.json({ ended });
   });
@@ -38,7 +40,7 @@ export function sessionRoutes(deps: RouteDeps): Router {
     async (req, res) => {
       const tenantId = String(req.params.tenantId);
       if (!isTenantId(tenantId)) throw new NotFoundError('No such workspace.');
-      res.json({ sessions: await deps.registry.listForTenant(tenantId) });
+      res.json({ sessions: await deps.registry.listForTenant(tenantId, whoOf(req)) });
     },
   );
 
@@ -47,6 +49,7 @@ export function sessionRoutes(deps: RouteDeps): Router {
       String(req.params.id),
       null,
       `ended by admin ${(req.user as Express.User).userId}`,
+      whoOf(req),
     );
     res.status(204).end();
   });

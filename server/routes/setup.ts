@@ -3,13 +3,14 @@ import { Router } from 'express';
 import type { Pool } from '../../tenancy/db.ts';
 import { completeSetup, issueSetupToken } from '../accounts/admin-setup.ts';
 import type { Logger } from '../logger.ts';
+import { whoOf } from '../request-audit.ts';
 import type { RouteDeps } from './deps.ts';
 
 export function setupRoutes(deps: RouteDeps): Router {
   const router = Router();
   router.post('/api/v1/setup/admin', async (req, res) => {
     const { token, email, password, displayName } = (req.body ?? {}) as Record<string, unknown>;
-    const admin = await completeSetup(deps.pool, token, { email, password, displayName });
+    const admin = await completeSetup(deps.pool, token, { email, password, displayName }, whoOf(req, null));
     deps.log.info('first admin created', { userId: admin.id });
     res.status(201).json({ user: { id: admin.id, email: admin.email, role: admin.role } });
   });

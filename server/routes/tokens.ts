@@ -6,6 +6,7 @@ import { Router } from 'express';
 import { createToken, listTokens, revokeToken } from '../accounts/api-tokens.ts';
 import { requireSessionLogin } from '../auth/bearer.ts';
 import { requireRole } from '../auth/guards.ts';
+import { whoOf } from '../request-audit.ts';
 import type { RouteDeps } from './deps.ts';
 
 export function tokenRoutes(deps: RouteDeps): Router {
@@ -13,7 +14,7 @@ export function tokenRoutes(deps: RouteDeps): Router {
   router.use('/api/v1/tokens', requireSessionLogin, requireRole('user'));
 
   router.post('/api/v1/tokens', async (req, res) => {
-    const created = await createToken(deps.pool, (req.user as Express.User).userId, req.body);
+    const created = await createToken(deps.pool, (req.user as Express.User).userId, req.body, whoOf(req));
     // Shown once: no cache (browser, proxy) may keep a copy of the secret.
     res.setHeader('Cache-Control', 'no-store');
     res.status(201).json(created);
@@ -24,7 +25,7 @@ export function tokenRoutes(deps: RouteDeps): Router {
   });
 
   router.delete('/api/v1/tokens/:id', async (req, res) => {
-    await revokeToken(deps.pool, (req.user as Express.User).userId, String(req.params.id));
+    await revokeToken(deps.pool, (req.user as Express.User).userId, String(req.params.id), whoOf(req));
     res.status(204).end();
   });
 

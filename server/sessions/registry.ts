@@ -1,7 +1,11 @@
 // The session registry (control.user_sessions): one row per sign-in, read on
 // every request. It is what makes revocation immediate: a revoked row stops its
 // session on the very next request, whatever the session store still holds.
-import { type Pool, run } from '../../tenancy/db.ts';
+// Opening and ending sessions write their audit events (`auth.login`,
+// `auth.logout`, `session.revoke`, `session.revoke_all`) in the same
+// transaction as the registry row.
+import { type AuditBy, eventBy, insertAuditEvent } from '../../audit/event.ts';
+import { type Pool, run, transaction } from '../../tenancy/db.ts';
 import * as sql from '../accounts/users-sql.ts';
 import { NotFoundError } from '../errors.ts';
 
@@ -23,17 +27,31 @@ export class SessionRegistry {
     this.#absoluteSeconds = absoluteSeconds;
   }
 
+  /** A new session: its row and the `auth.login` event (with `details`, e.g. how the person signed in). */
   async open(
     userId: string,
     tenantId: string | null,
     ip: string | null,
     userAgent: string | null,
+    by: AuditBy,
+    details: Record<string, unknown> = {},
   ): Promise<string> {
-    const { rows } = await run<sql.SessionRow>(
-      this.#pool,
-      sql.insertSession(userId, tenantId, ip, userAgent),
-    );
-    return (rows[0] as sql.SessionRow).id;
+    return transaction(this.#pool, async (client) => {
+      const { rows } = await run<sql.SessionRow>(client, sql.insertSession(userId, tenantId, ip, userAgent));
+      const id = (rows[0] as sql.SessionRow).id;
+      await client.query(
+        insertAuditEvent(
+          eventBy(by, {
+            tenantId,
+            action: 'auth.login',
+            resource: { type: 'session', id },
+            outcome: 'success',
+            details,
+          }),
+        ),
+      );
+      return id;
+    });
   }
 
   /** The principal of a live session, or undefined if it was revoked, expired or never existed. */
@@ -66,19 +84,76 @@ export class SessionRegistry {
     }));
   }
 
-  async listForTenant(tenantId: string) {
-    return (await run(this.#pool, sql.activeSessionsOfTenant(tenantId, this.#absoluteSeconds))).rows;
+  /** An admin's look at a tenant's sessions: recorded (`admin.sessions.list`) in the tenant's chain. */
+  async listForTenant(tenantId: string, by: AuditBy) {
+    return transaction(this.#pool, async (client) => {
+      const { rows } = await run(client, sql.activeSessionsOfTenant(tenantId, this.#absoluteSeconds));
+      // A tenant id that names no tenant goes to the platform chain: probing must not make chains.
+      const known = (await run(client, sql.tenantExists(tenantId))).rowCount;
+      await client.query(
+        insertAuditEvent(
+          eventBy(by, {
+            tenantId: known ? tenantId : null,
+            action: 'admin.sessions.list',
+            resource: { type: 'tenant', id: tenantId },
+            outcome: 'success',
+            details: { sessions: rows.length },
+          }),
+        ),
+      );
+      return rows;
+    });
   }
 
-  /** Ends one session of `userId` (or of anyone when userId is null, for admins); 404 if there is none. */
-  async revoke(sessionId: string, userId: string | null, reason: string): Promise<void> {
+  /**
+   * Ends one session of `userId` (or of anyone when userId is null, for
+   * admins); 404 if there is none. `action` is `auth.logout` for signing out,
+   * `session.revoke` otherwise; the event goes to the session owner's chain.
+   */
+  async revoke(
+    sessionId: string,
+    userId: string | null,
+    reason: string,
+    by: AuditBy,
+    action: 'session.revoke' | 'auth.logout' = 'session.revoke',
+  ): Promise<void> {
     if (!isUuid(sessionId)) throw new NotFoundError('No such session.');
-    const { rowCount } = await run(this.#pool, sql.revokeSession(sessionId, userId, reason));
-    if (!rowCount) throw new NotFoundError('No such session.');
+    await transaction(this.#pool, async (client) => {
+      const { rows } = await run<{ user_id: string; tenant_id: string | null }>(
+        client,
+        sql.revokeSession(sessionId, userId, reason),
+      );
+      const row = rows[0];
+      if (!row) throw new NotFoundError('No such session.');
+      await client.query(
+        insertAuditEvent(
+          eventBy(by, {
+            tenantId: row.tenant_id,
+            action,
+            resource: { type: 'session', id: sessionId },
+            outcome: 'success',
+            details: { reason, owner: row.user_id },
+          }),
+        ),
+      );
+    });
   }
 
-  async revokeAllOfUser(userId: string, keep: string | null, reason: string): Promise<number> {
-    return (await run(this.#pool, sql.revokeSessionsOfUser(userId, keep, reason))).rowCount ?? 0;
+  async revokeAllOfUser(userId: string, keep: string | null, reason: string, by: AuditBy): Promise<number> {
+    return transaction(this.#pool, async (client) => {
+      const ended = (await run(client, sql.revokeSessionsOfUser(userId, keep, reason))).rowCount ?? 0;
+      await client.query(
+        insertAuditEvent(
+          eventBy(by, {
+            action: 'session.revoke_all',
+            resource: { type: 'user', id: userId },
+            outcome: 'success',
+            details: { reason, sessionsEnded: ended },
+          }),
+        ),
+      );
+      return ended;
+    });
   }
 }
 

@@ -60,12 +60,22 @@ export function keyText(sort: KeysetSort): string {
   }
 }
 
-export function orderBy(sort: KeysetSort): string {
+/**
+ * The ORDER BY of a sort. `table` qualifies the columns: a list that also
+ * selects a column under its own name as text (`to_char(updated_at ...) AS
+ * updated_at`) must name the table, or PostgreSQL sorts by that output text
+ * (a bare name in ORDER BY means the output column first). Sorting by text
+ * to the millisecond, while the cursor compares microseconds, skipped rows at
+ * page edges and kept the index from serving the sort (docs/BENCHMARKS.md,
+ * "Workspace").
+ */
+export function orderBy(sort: KeysetSort, table?: string): string {
   const dir = sort.direction === 'asc' ? 'ASC' : 'DESC';
+  const at = table ? `${table}.` : '';
   // Non-nullable sorts keep PostgreSQL's default null order, so an index like
   // (updated_at DESC, id DESC) serves the ORDER BY as it is.
   const nulls = sort.nullable ? ' NULLS LAST' : '';
-  return `${sort.column} ${dir}${nulls}, id ${dir}`;
+  return `${at}${sort.column} ${dir}${nulls}, ${at}id ${dir}`;
 }
 
 /**

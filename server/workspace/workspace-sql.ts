@@ -61,7 +61,7 @@ export function listNotes(options: {
                   ${keyText(options.sort)} AS sort_key
              FROM notes
             WHERE ${where.sql}${tagFilter}
-            ORDER BY ${orderBy(options.sort)}
+            ORDER BY ${orderBy(options.sort, 'notes')}
             LIMIT ?`,
     values,
   };
@@ -99,7 +99,7 @@ export function listTasks(options: {
                   ${keyText(options.sort)} AS sort_key
              FROM tasks
             WHERE ${where.sql}${statusFilter}
-            ORDER BY ${orderBy(options.sort)}
+            ORDER BY ${orderBy(options.sort, 'tasks')}
             LIMIT ?`,
     values,
   };
