@@ -41,6 +41,28 @@ export async function transaction<T>(pool: Pool, fn: (client: Client) => Promise
   }
 }
 
+// Deadlocks and serialization failures are transient: the whole transaction
+// can run again. Role DDL touches cluster-wide catalogs (pg_authid,
+// pg_auth_members), so concurrent provisioning and drops can deadlock.
+const TRANSIENT = new Set(['40P01', '40001']);
+
+/** `transaction`, run again (a few times, with a short random pause) after a deadlock or serialization failure. */
+export async function retryingTransaction<T>(
+  pool: Pool,
+  fn: (client: Client) => Promise<T>,
+  attempts = 3,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await transaction(pool, fn);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (attempt >= attempts || typeof code !== 'string' || !TRANSIENT.has(code)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 80 * attempt));
+    }
+  }
+}
+
 /** One statement outside any explicit transaction. */
 export async function query<R extends pg.QueryResultRow = pg.QueryResultRow>(
   pool: Pool | Client,

@@ -4,7 +4,7 @@
 // The `tenant.provision` audit event commits with it (the inbox is in the
 // control plane, written as the application role in the same transaction).
 import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../audit/event.ts';
-import { type Client, type Pool, transaction } from './db.ts';
+import { type Client, type Pool, retryingTransaction } from './db.ts';
 import { InvalidInputError } from './errors.ts';
 import { newTenantId, tenantNames } from './identifiers.ts';
 import { migrateTenantInTransaction, type StepHooks } from './migrate-tenant.ts';
@@ -36,7 +36,7 @@ export async function provisionTenant(
   hooks: ProvisionOptions = {},
 ): Promise<sql.TenantRow> {
   const displayName = checkDisplayName(input.displayName);
-  return transaction(pool, (client) =>
+  return retryingTransaction(pool, (client) =>
     provisionTenantInTransaction(client, { displayName }, migrations, hooks),
   );
 }

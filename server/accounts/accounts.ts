@@ -4,7 +4,7 @@
 // change here writes its audit event in its own transaction.
 import { randomUUID } from 'node:crypto';
 import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../audit/event.ts';
-import { type Client, type Pool, run, transaction } from '../../tenancy/db.ts';
+import { type Client, type Pool, retryingTransaction, run, transaction } from '../../tenancy/db.ts';
 import { DatabaseError } from '../../tenancy/errors.ts';
 import { provisionTenantInTransaction } from '../../tenancy/provision.ts';
 import type { TenantMigration } from '../../tenancy/templates.ts';
@@ -60,7 +60,7 @@ export async function register(
   const userId = randomUUID();
   const self: AuditBy = { ...by, actor: { type: 'user', id: userId } };
   try {
-    return await transaction(pool, async (client) => {
+    return await retryingTransaction(pool, async (client) => {
       const tenant = await provisionTenantInTransaction(
         client,
         { displayName: fields.displayName },
