@@ -37,6 +37,7 @@ const NOTICES: Record<string, string> = {
   'signed-out': 'You have signed out.',
   'mfa-expired': 'That took too long or too many tries. Please sign in again.',
   'account-deleted': 'Your account and your workspace have been deleted, and you are signed out everywhere.',
+  'admin-created': 'The admin account is ready. Sign in with it.',
 };
 
 export function pageRoutes(deps: RouteDeps): Router {

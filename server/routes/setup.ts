@@ -4,7 +4,9 @@ import type { Pool } from '../../tenancy/db.ts';
 import { completeSetup, issueSetupToken } from '../accounts/admin-setup.ts';
 import type { Logger } from '../logger.ts';
 import { whoOf } from '../request-audit.ts';
+import { render } from '../views.ts';
 import type { RouteDeps } from './deps.ts';
+import { field, formProblem } from './page-forms.ts';
 
 export function setupRoutes(deps: RouteDeps): Router {
   const router = Router();
@@ -13,6 +15,31 @@ export function setupRoutes(deps: RouteDeps): Router {
     const admin = await completeSetup(deps.pool, token, { email, password, displayName }, whoOf(req, null));
     deps.log.info('first admin created', { userId: admin.id });
     res.status(201).json({ user: { id: admin.id, email: admin.email, role: admin.role } });
+  });
+
+  // The page the logged link opens; the token travels in a hidden field.
+  router.get('/setup/admin', (req, res) => {
+    const token = typeof req.query.token === 'string' ? req.query.token.slice(0, 100) : '';
+    render(res, 'setup-admin', { title: 'Create the first admin', token, values: {} });
+  });
+
+  router.post('/setup/admin', async (req, res) => {
+    const token = field(req, 'token');
+    const values = { email: field(req, 'email'), displayName: field(req, 'displayName') };
+    try {
+      const admin = await completeSetup(
+        deps.pool,
+        token,
+        { ...values, password: req.body?.password },
+        whoOf(req, null),
+      );
+      deps.log.info('first admin created', { userId: admin.id });
+    } catch (err) {
+      const problem = formProblem(res, err);
+      const data = { title: 'Create the first admin', token, values, error: problem.message };
+      return render(res, 'setup-admin', data, problem.status);
+    }
+    res.redirect(303, '/login?notice=admin-created');
   });
   return router;
 }

@@ -47,3 +47,55 @@ describe('first admin, without a default password', () => {
     assert.equal(await issueSetupToken(t.db.pool), undefined, 'no more links once an admin exists');
   });
 });
+
+describe('the setup link opens a page', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer();
+  });
+  after(async () => {
+    await t.stop();
+  });
+
+  test('the logged link shows a form that creates the first admin, then sends them to sign in', async () => {
+    await settle();
+    const line = t.logs.lines().find((l) => l.setupLink === true);
+    const link = /(\/setup\/admin\?token=[\w-]+)/.exec(String(line?.message))?.[1];
+    assert.ok(link);
+    const agent = request.agent(t.url);
+    const page = await agent.get(link).expect(200);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page.text)?.[1];
+    const token = /name="token" value="([^"]+)"/.exec(page.text)?.[1];
+    assert.ok(csrf && token);
+    const email = uniqueEmail('pageadmin');
+    const weak = await agent
+      .post('/setup/admin')
+      .type('form')
+      .send({ _csrf: csrf, token, email, displayName: 'Page Admin', password: 'short' })
+      .expect(400);
+    assert.match(weak.text, /at least 12 characters/);
+    assert.match(weak.text, new RegExp(email.replace(/[.+]/g, '\\$&')));
+    const done = await agent
+      .post('/setup/admin')
+      .type('form')
+      .send({ _csrf: csrf, token, email, displayName: 'Page Admin', password: GOOD_PASSWORD })
+      .expect(303);
+    assert.equal(done.headers.location, '/login?notice=admin-created');
+    const login = await request(t.url)
+      .post('/api/v1/auth/login')
+      .send({ email, password: GOOD_PASSWORD })
+      .expect(200);
+    assert.equal(login.body.user.role, 'admin');
+    await agent
+      .post('/setup/admin')
+      .type('form')
+      .send({
+        _csrf: csrf,
+        token,
+        email: uniqueEmail('again'),
+        displayName: 'Again',
+        password: GOOD_PASSWORD,
+      })
+      .expect(401);
+  });
+});
