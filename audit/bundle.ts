@@ -12,14 +12,12 @@
 
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
-import tar from 'tar-stream';
+import { writeTarGz } from '../server/export/archive.ts';
 import {
   type BundleFilter,
   CHECKPOINTS_FILE,
@@ -220,52 +218,4 @@ export function csvField(value: unknown): string {
   let s = value == null ? '' : String(value);
   if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-}
-
-// --- phase two: the tar.gz ---------------------------------------------------
-
-type TarFile = { name: string; body: Buffer } | { name: string; file: string; size: number };
-
-/** file -> tar entry -> gzip -> out, with backpressure all the way; either side failing stops both. */
-async function writeTarGz(out: Writable, files: readonly TarFile[], mtime: Date): Promise<void> {
-  const pack = tar.pack();
-  const stop = new AbortController();
-  const sent = pipeline(pack, createGzip(), out).catch((err: unknown) => {
-    stop.abort(err);
-    throw err;
-  });
-  const produced = (async () => {
-    for (const f of files) {
-      stop.signal.throwIfAborted();
-      const { promise: taken, resolve, reject } = Promise.withResolvers<void>();
-      const header = { name: f.name, size: 'body' in f ? f.body.length : f.size, mode: 0o644, mtime };
-      const entry = pack.entry(header, (err) => (err ? reject(err) : resolve()));
-      entry.on('error', reject); // destroyed along with the pack when `out` fails
-      taken.catch(() => {}); // awaited below, unless the write loop fails first
-      const chunks = 'body' in f ? [f.body] : createReadStream(f.file, { signal: stop.signal });
-      for await (const chunk of chunks) {
-        if (!entry.write(chunk as Buffer)) await once(entry, 'drain', { signal: stop.signal });
-      }
-      entry.end(null); // streamx's typings want an argument; null writes nothing
-      await untilAborted(taken, stop.signal);
-    }
-    pack.finalize();
-  })();
-  await Promise.all([
-    sent,
-    produced.catch((err: unknown) => {
-      pack.destroy(err instanceof Error ? err : new Error(String(err)));
-      throw err;
-    }),
-  ]);
-}
-
-/** `promise`, or the abort reason as soon as `signal` aborts (and no listener left behind either way). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

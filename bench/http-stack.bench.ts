@@ -23,7 +23,7 @@
 // docs/BENCHMARKS.md.
 
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +36,7 @@ import type { Pool } from '../tenancy/db.ts';
 import { api, type Registered, registerPerson, signOut } from './api-client.ts';
 import { Child, type Ready, serveEnclave } from './children.ts';
 import { cpuBetween, cpuMs, snapshot } from './cpu.ts';
+import { saveResults } from './results.ts';
 import { createScratch, type Scratch } from './scratch-database.ts';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -595,15 +596,9 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
       logLineInIsolation: logLine,
       runs,
     };
-    const dir = new URL('./results/', import.meta.url);
-    mkdirSync(dir, { recursive: true });
-    const file = new URL(
-      `http-stack-${results.startedAt.replaceAll(':', '-').replace(/\.\d+Z$/, 'Z')}.json`,
-      dir,
-    );
-    writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+    const saved = saveResults('http-stack', results.startedAt, results);
     process.stdout.write(markdown(runs, summary));
-    log(`results written to ${path.relative(process.cwd(), fileURLToPath(file))}`);
+    log(`results written to ${saved}`);
   } finally {
     if (ws && enclaveUrl) await signOut(enclaveUrl, ws).catch(() => {});
     for (const child of children.reverse()) await child.stop().catch(() => {});

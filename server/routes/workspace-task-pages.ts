@@ -160,10 +160,10 @@ export function taskPages(): Router {
   // --- Board --------------------------------------------------------------
 
   router.get('/workspace/tasks', async (req, res) => {
-    const only = queryText(req, 'status');
+    const column = queryText(req, 'status');
     const cursor = queryText(req, 'cursor');
     // One column (a "More" link) or the whole board.
-    const statuses: TaskStatus[] = isStatus(only) ? [only] : [...TASK_STATUSES];
+    const statuses: TaskStatus[] = isStatus(column) ? [column] : [...TASK_STATUSES];
     const queries = statuses.map((status) =>
       parse(
         TaskListQuery,
@@ -171,7 +171,7 @@ export function taskPages(): Router {
           status,
           sort: COLUMN_SORT[status],
           limit: String(TASKS_PER_COLUMN),
-          ...(isStatus(only) && cursor ? { cursor } : {}),
+          ...(isStatus(column) && cursor ? { cursor } : {}),
         },
         'query',
       ),
@@ -201,7 +201,7 @@ export function taskPages(): Router {
       title: 'Tasks',
       wide: true,
       columns,
-      only: isStatus(only),
+      singleColumn: isStatus(column),
       templates: shared.templates,
     });
   });
