@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
 export interface EmbeddedDatabase {
@@ -69,7 +70,7 @@ function checkReachableByOthers(dir: string): void {
     if (existsSync(d) && (statSync(d).mode & 0o001) === 0) {
       throw new Error(
         `the embedded PostgreSQL runs as the "postgres" user, which cannot enter ${d}; ` +
-          'set DATA_DIR to a directory it can reach (for example /var/lib/enclave), or set DATABASE_URL',
+          'put the checkout and DATA_DIR where it can (for example under /srv or /var/lib), or set DATABASE_URL',
       );
     }
     if (d === path.dirname(d)) return;
@@ -83,7 +84,11 @@ export async function startEmbeddedPostgres(
   log: (message: string) => void = () => {},
 ): Promise<EmbeddedDatabase> {
   // Checked before anything is created, so a refused start leaves nothing behind.
-  if (process.getuid?.() === 0) checkReachableByOthers(dataDir);
+  if (process.getuid?.() === 0) {
+    checkReachableByOthers(dataDir);
+    // Its binaries live in node_modules, inside this checkout.
+    checkReachableByOthers(fileURLToPath(new URL('../node_modules/', import.meta.url)));
+  }
   await mkdir(dataDir, { recursive: true, mode: 0o755 });
   await chmod(dataDir, 0o755); // the postgres system user must reach DATA_DIR/pg when we run as root
   const creds = await credentials(dataDir);

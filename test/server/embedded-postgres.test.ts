@@ -17,7 +17,7 @@ test('as root, a DATA_DIR the postgres user cannot reach is refused with a clear
   try {
     await assert.rejects(
       startEmbeddedPostgres(path.join(parent, 'data'), 54999),
-      /runs as the "postgres" user, which cannot enter .*enclave-private-.*; set DATA_DIR/,
+      /runs as the "postgres" user, which cannot enter .*enclave-private-.*; put the checkout and DATA_DIR/,
     );
     assert.deepEqual(readdirSync(parent), []);
   } finally {
