@@ -4,20 +4,24 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { RequestHandler, Router } from 'express';
 import type { Pool } from '../tenancy/db.ts';
 import { DEFAULT_TENANT_MIGRATIONS_DIR, loadTenantMigrations } from '../tenancy/templates.ts';
 import type { TenantContext } from '../tenancy/unit-of-work.ts';
-import type { AbuseOverrides } from './abuse/options.ts';
-import { abuseProtection } from './abuse/protection.ts';
+import { type AbuseOverrides, resolveAbuseOptions } from './abuse/options.ts';
+import { createAbuseProtection } from './abuse/protection.ts';
+import { attemptTally } from './accounts/notices.ts';
 import { bearerAuth } from './auth/bearer.ts';
 import { csrfProtection } from './auth/csrf.ts';
 import { requireMfaEnrolment } from './auth/mfa-gate.ts';
 import { createPassport } from './auth/passport.ts';
 import { sessionMiddleware } from './auth/session-middleware.ts';
 import type { Config } from './config.ts';
+import { SpoolBudget } from './export/spool-budget.ts';
 import type { ReadinessCheck } from './health.ts';
+import { TenantSlots } from './load/tenant-slots.ts';
 import type { Logger } from './logger.ts';
 import { auditReads } from './read-audit.ts';
 import { accountDeleteRoutes } from './routes/account-delete.ts';
@@ -36,6 +40,8 @@ import { workspacePages } from './routes/workspace-pages.ts';
 import { SessionRegistry } from './sessions/registry.ts';
 import { createSessionBackend } from './sessions/store.ts';
 import { assetsRouter } from './views.ts';
+import { auditContent } from './workspace/audit.ts';
+import { quotaBytesOf } from './workspace/storage.ts';
 
 export interface Web {
   middleware: RequestHandler[];
@@ -62,21 +68,54 @@ export async function buildWeb(options: {
   const secret = config.SESSION_SECRET ?? (await generatedSecret(config.DATA_DIR, log));
   // Its own key, not the session secret itself: a hash in the audit trail must not help forge a cookie.
   const auditKey = createHmac('sha256', secret).update('enclave audit: email digest').digest();
-  const deps: RouteDeps = { pool, log, tenants, registry, passport, migrations, auditKey };
+  // Rate limits and account lockout: before sessions, so a refused guess costs no session lookup;
+  // `attempts` takes the same counts to the password and code checks behind a session.
+  const abuse = createAbuseProtection({
+    redis: backend.redis,
+    secret,
+    log,
+    overrides: options.abuse,
+    tally: attemptTally(pool, log),
+  });
+  const deps: RouteDeps = {
+    pool,
+    log,
+    tenants,
+    registry,
+    passport,
+    migrations,
+    auditKey,
+    attempts: abuse.attempts,
+    tenantQuotaBytes: quotaBytesOf(config.TENANT_QUOTA_MB),
+    // Per workspace: exports and searches at once, shared by all instances through Redis when there is one.
+    slots: new TenantSlots({
+      redis: backend.redis,
+      prefix: resolveAbuseOptions(options.abuse).prefix,
+      limits: { export: config.TENANT_MAX_EXPORTS, search: config.TENANT_MAX_SEARCHES },
+      log,
+    }),
+    exports: {
+      spool: new SpoolBudget(config.EXPORT_SPOOL_BUDGET_MB * 1024 * 1024),
+      dir: config.EXPORT_SPOOL_DIR ?? tmpdir(),
+      deadlineMs: config.EXPORT_DEADLINE_SECONDS * 1000,
+      statementTimeoutMs: config.EXPORT_STATEMENT_TIMEOUT_MS,
+    },
+  };
   return {
     middleware: [
       // Stylesheet and icon: before sessions, so they cost no session lookup.
       assetsRouter(),
-      // Rate limits and account lockout: before sessions, so a refused guess costs no session lookup.
-      abuseProtection({ redis: backend.redis, secret, log, overrides: options.abuse }),
+      abuse.middleware,
       ...sessionMiddleware({ store: backend.store, secret, idleSeconds, passport }),
       // After sessions (which skip bearer requests), before CSRF (which exempts them).
       bearerAuth(pool),
-      csrfProtection,
+      csrfProtection(secret),
       // Once the principal is known: an account that must use MFA may only enrol until it does.
       requireMfaEnrolment,
       // AUDIT_READS: workspace reads record themselves (read-audit.ts).
       auditReads(config.AUDIT_READS),
+      // AUDIT_CONTENT: whether workspace text goes into audit events, or only its length and hash.
+      auditContent(config.AUDIT_CONTENT),
     ],
     routers: [
       authRoutes(deps),

@@ -12,11 +12,16 @@
 // refused before the password is even looked at, so a right guess then is
 // worth nothing.
 //
+// The same count holds every other check of the account's password or codes
+// (abuse/attempts.ts): a lockout earned at one door holds at all of them.
+//
 // Redis errors refuse the attempt (503): a guess is never let through unthrottled.
 import { createHmac } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import type { RedisClientType } from 'redis';
+import { InvalidInputError } from '../../tenancy/errors.ts';
 import { normalizeEmail } from '../accounts/credentials.ts';
+import { type SignInCredentials, signInCredentials } from '../auth/sign-in-credentials.ts';
 import { RateLimitedError, SessionsUnavailableError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { LockoutPolicy } from './options.ts';
@@ -29,6 +34,12 @@ export interface AttemptCounter {
   attempt(key: string): Promise<Attempt>;
   /** A success: forget the account's failures. */
   reset(key: string): Promise<void>;
+  /**
+   * Takes back one attempt that turned out not to be a guess (refused for
+   * something other than a wrong password or code). A wait it armed stays:
+   * taking that back could lift one armed meanwhile by a real failure.
+   */
+  undo(key: string): Promise<void>;
 }
 
 /**
@@ -60,6 +71,12 @@ local delay = tonumber(ARGV[math.min(n, #ARGV - 1) + 1])
 redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[1]), delay))
 if delay > 0 then redis.call('SET', KEYS[2], '1', 'PX', delay) end
 return {n, 0}
+`;
+
+// KEYS: count. One attempt fewer, never below zero; the count keeps its expiry.
+const UNDO_SCRIPT = `
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 0
 `;
 
 export class RedisAttemptCounter implements AttemptCounter {
@@ -95,6 +112,10 @@ export class RedisAttemptCounter implements AttemptCounter {
   async reset(key: string): Promise<void> {
     await this.#redis.del(this.#keys(key));
   }
+
+  async undo(key: string): Promise<void> {
+    await this.#redis.sendCommand(['EVAL', UNDO_SCRIPT, '1', this.#keys(key)[0]]);
+  }
 }
 
 /** Without Redis (PostgreSQL sessions): counts in this process only, so only right for a single instance. */
@@ -128,6 +149,11 @@ export class MemoryAttemptCounter implements AttemptCounter {
     this.#entries.delete(key);
   }
 
+  async undo(key: string): Promise<void> {
+    const entry = this.#entries.get(key);
+    if (entry && entry.failures > 0) entry.failures -= 1;
+  }
+
   #prune(now: number): void {
     for (const [key, entry] of this.#entries) if (entry.forgetAt <= now) this.#entries.delete(key);
   }
@@ -145,17 +171,6 @@ export function accountKey(secret: string, rawEmail: unknown): string | undefine
 }
 
 /**
- * The email a sign-in request names, exactly where passport-local looks: the
- * body's field, else the query string's. Reading only the body would let
- * `?email=` slip past the lockout.
- */
-export function signInEmail(req: Request): unknown {
-  const body = req.body as Record<string, unknown> | undefined;
-  const query = req.query as Record<string, unknown> | undefined;
-  return body?.email || query?.email;
-}
-
-/**
  * A sign-in succeeded when the request ended signed in as the account it
  * named. The status alone is not enough: a page may answer a failed form with
  * 200, and a person already signed in keeps `req.user` through a failed attempt
@@ -166,16 +181,46 @@ export function signedInAs(req: Request, res: Response, rawEmail: unknown): bool
   return req.user.email.trim().toLowerCase() === rawEmail.trim().toLowerCase();
 }
 
+/**
+ * Where refused and failed attempts on known accounts are tallied, for their
+ * owner to hear about at the next sign-in (accounts/notices.ts). Never
+ * awaited: it must neither slow a refusal nor make the answer for a known
+ * account differ from the answer for an unknown one.
+ */
+export interface AttemptTally {
+  /** A sign-in refused unchecked: counted for the account with this normalised email, if one has it. */
+  refusedSignIn(normalizedEmail: string): void;
+  /** A password or code check on this account refused or failed. */
+  refusedOrFailed(userId: string): void;
+}
+
+export const NO_TALLY: AttemptTally = { refusedSignIn: () => {}, refusedOrFailed: () => {} };
+
+/** Seconds to wait, for a RateLimitedError: at least one. */
+export const retryAfterSeconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+
+/**
+ * The sign-in lockout. The credentials are read by the same parser the
+ * password check uses (auth/sign-in-credentials.ts), and a request it refuses
+ * ends here with 400: no request reaches the password check without being
+ * counted against the account it names.
+ */
 export function accountLockout(options: {
   counter: AttemptCounter;
   secret: string;
   log: Logger;
+  tally: AttemptTally;
 }): RequestHandler {
-  const { counter, secret, log } = options;
+  const { counter, secret, log, tally } = options;
   return async (req, res, next) => {
-    const email = signInEmail(req);
-    const key = accountKey(secret, email);
-    if (!key) return next();
+    let credentials: SignInCredentials;
+    try {
+      credentials = signInCredentials(req);
+    } catch (err) {
+      return next(err);
+    }
+    const key = accountKey(secret, credentials.normalizedEmail);
+    if (!key) return next(new InvalidInputError('that does not look like an email address'));
     let attempt: Attempt;
     try {
       attempt = await counter.attempt(key);
@@ -183,37 +228,11 @@ export function accountLockout(options: {
       return next(new SessionsUnavailableError(err));
     }
     if (!attempt.allowed) {
-      return next(
-        new RateLimitedError(Math.max(1, Math.ceil(attempt.retryAfterMs / 1000)), 'failed sign-ins'),
-      );
+      tally.refusedSignIn(credentials.normalizedEmail);
+      return next(new RateLimitedError(retryAfterSeconds(attempt.retryAfterMs), 'failed sign-ins'));
     }
     res.once('finish', () => {
-      if (!signedInAs(req, res, email)) return;
-      counter.reset(key).catch((err: unknown) => {
-        log.warn('could not clear the sign-in failures of an account', { error: (err as Error).message });
-      });
-    });
-    next();
-  };
-}
-
-/**
- * For second steps that name no email (the sign-in page's code form): when
- * the request ends signed in, the account's failures are cleared as after any
- * successful sign-in. Without this, every MFA sign-in through the pages would
- * leave its password step counted as a failure.
- */
-export function clearOnSignIn(options: {
-  counter: AttemptCounter;
-  secret: string;
-  log: Logger;
-}): RequestHandler {
-  const { counter, secret, log } = options;
-  return (req, res, next) => {
-    res.once('finish', () => {
-      if (res.statusCode >= 400 || req.user?.via !== 'session') return;
-      const key = accountKey(secret, req.user.email);
-      if (!key) return;
+      if (!signedInAs(req, res, credentials.email)) return;
       counter.reset(key).catch((err: unknown) => {
         log.warn('could not clear the sign-in failures of an account', { error: (err as Error).message });
       });

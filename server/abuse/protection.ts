@@ -4,25 +4,30 @@
 //   POST sign-in (API and page)   failed sign-ins per IP; MFA codes per IP when
 //                                 a code is sent; the per-account lockout
 //   POST registration             registrations per IP
-//   unsafe methods on MFA routes  MFA codes per IP; a sign-in finished with a
-//                                 code clears the account's failures
+//   unsafe methods on MFA routes  MFA codes per IP
 //   /api/ with a bearer token     requests per token and per IP
+//
+// and, for the checks that need the account a session or a pending sign-in
+// names, `attempts` (attempts.ts): the same lockout and the same per-IP
+// failures, used by the routes that check a password or code after sign-in.
 //
 // Paths are matched case-insensitively, with or without a trailing slash, as
 // Express routes them, so `/API/v1/Auth/Login/` is not a way around.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { RedisClientType } from 'redis';
 import { hasBearer } from '../auth/session-middleware.ts';
+import { signInCredentials } from '../auth/sign-in-credentials.ts';
 import type { Logger } from '../logger.ts';
+import { CredentialAttempts, checkPassed } from './attempts.ts';
 import { clientAddress, limiter, tokenKey } from './limits.ts';
 import {
   type AttemptCounter,
+  type AttemptTally,
   accountLockout,
-  clearOnSignIn,
   MemoryAttemptCounter,
+  NO_TALLY,
   RedisAttemptCounter,
   signedInAs,
-  signInEmail,
 } from './lockout.ts';
 import { type AbuseOverrides, resolveAbuseOptions } from './options.ts';
 
@@ -39,10 +44,25 @@ export interface AbuseProtectionOptions {
   secret: string;
   log: Logger;
   overrides?: AbuseOverrides;
+  /** Where refused and failed attempts on known accounts are counted for their owners. */
+  tally?: AttemptTally;
 }
 
+export interface AbuseProtection {
+  /** Before sessions: the limits and the sign-in lockout. */
+  middleware: RequestHandler;
+  /** After sessions: the same lockout and per-IP failures for password and code checks. */
+  attempts: CredentialAttempts;
+}
+
+/** Only the middleware (for an app that has no password checks behind sessions). */
 export function abuseProtection(options: AbuseProtectionOptions): RequestHandler {
+  return createAbuseProtection(options).middleware;
+}
+
+export function createAbuseProtection(options: AbuseProtectionOptions): AbuseProtection {
   const { redis, secret, log } = options;
+  const tally = options.tally ?? NO_TALLY;
   const settings = resolveAbuseOptions(options.overrides);
   const ctx = { redis, prefix: settings.prefix, log };
   const counter: AttemptCounter = redis
@@ -54,7 +74,7 @@ export function abuseProtection(options: AbuseProtectionOptions): RequestHandler
     name: 'ip:login',
     what: 'failed sign-ins from your network',
     key: clientAddress,
-    failedOnly: (req, res) => !signedInAs(req, res, signInEmail(req)),
+    failedOnly: (req, res) => !(checkPassed(res) ?? signedInAs(req, res, signInEmailOf(req))),
   });
   const registerPerIp = limiter(ctx, {
     ...settings.register,
@@ -80,8 +100,8 @@ export function abuseProtection(options: AbuseProtectionOptions): RequestHandler
     what: 'API requests from your network',
     key: clientAddress,
   });
-  const lockout = accountLockout({ counter, secret, log });
-  const signedInByCode = clearOnSignIn({ counter, secret, log });
+  const lockout = accountLockout({ counter, secret, log, tally });
+  const attempts = new CredentialAttempts({ counter, secret, perIp: signInPerIp, tally, log });
 
   const stepsFor = (req: Request): RequestHandler[] => {
     const steps: RequestHandler[] = [];
@@ -93,12 +113,21 @@ export function abuseProtection(options: AbuseProtectionOptions): RequestHandler
     } else if (req.method === 'POST' && REGISTER.test(req.path)) {
       steps.push(registerPerIp);
     } else if (!SAFE_METHODS.has(req.method) && MFA.test(req.path)) {
-      steps.push(mfaPerIp, signedInByCode);
+      steps.push(mfaPerIp);
     }
     return steps;
   };
 
-  return (req, res, next) => runInTurn(stepsFor(req), req, res, next);
+  return { middleware: (req, res, next) => runInTurn(stepsFor(req), req, res, next), attempts };
+}
+
+/** The email of a sign-in request, if its credentials can be read at all. */
+function signInEmailOf(req: Request): string | undefined {
+  try {
+    return signInCredentials(req).email;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A sign-in that carries a second-factor code. */

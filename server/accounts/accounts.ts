@@ -10,6 +10,7 @@ import { provisionTenantInTransaction } from '../../tenancy/provision.ts';
 import type { TenantMigration } from '../../tenancy/templates.ts';
 import type { TenantRow } from '../../tenancy/tenant-sql.ts';
 import { AuthenticationError, ConflictError, ProvisioningFailedError } from '../errors.ts';
+import { revokeAllTokensInTransaction } from './api-tokens.ts';
 import {
   checkPasswordPolicy,
   checkPersonName,
@@ -133,10 +134,18 @@ export async function findUser(pool: Pool, id: string): Promise<sql.UserRow | un
   return (await run<sql.UserRow>(pool, sql.userById(id))).rows[0];
 }
 
+/** What a password change ended besides the password. */
+export interface PasswordChanged {
+  sessionsEnded: number;
+  tokensEnded: number;
+}
+
 /**
  * Checks the current password, sets the new one and ends every other session
- * of the user: `account.password.change` and `session.revoke_all` in the same
- * transaction; a wrong current password is recorded as a failure.
+ * and every API token of the user (someone who had the old password may have
+ * made one): `account.password.change`, `session.revoke_all` and a
+ * `token.revoke` per token in the same transaction; a wrong current password
+ * is recorded as a failure.
  */
 export async function changePassword(
   pool: Pool,
@@ -145,7 +154,7 @@ export async function changePassword(
   next: unknown,
   keepSessionId: string | null,
   by: AuditBy = SYSTEM,
-): Promise<void> {
+): Promise<PasswordChanged> {
   const user = await findUser(pool, userId);
   const resource = { type: 'user', id: userId };
   if (!user || !(await verifyPassword(user.password_hash, typeof current === 'string' ? current : ''))) {
@@ -160,7 +169,7 @@ export async function changePassword(
   }
   const password = checkPasswordPolicy(next, { email: user.email });
   const passwordHash = await hashPassword(password);
-  await transaction(pool, async (client) => {
+  return transaction(pool, async (client) => {
     await client.query(sql.setPasswordHash(userId, passwordHash));
     const ended = (await client.query(sql.revokeSessionsOfUser(userId, keepSessionId, 'password changed')))
       .rowCount;
@@ -181,6 +190,8 @@ export async function changePassword(
         }),
       ),
     );
+    const tokensEnded = await revokeAllTokensInTransaction(client, userId, 'password changed', by, tenantId);
+    return { sessionsEnded: ended ?? 0, tokensEnded };
   });
 }
 

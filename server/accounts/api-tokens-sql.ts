@@ -49,6 +49,13 @@ export const revokeToken = (tokenId: string, userId: string): Statement => ({
   values: [tokenId, userId],
 });
 
+/** Revokes every live token of `userId`, one row back per token ended. */
+export const revokeTokensOfUser = (userId: string): Statement => ({
+  text: `UPDATE control.api_tokens SET revoked_at = now()
+          WHERE user_id = $1 AND revoked_at IS NULL RETURNING id`,
+  values: [userId],
+});
+
 export interface TokenPrincipalRow {
   token_id: string;
   scope: TokenScope;

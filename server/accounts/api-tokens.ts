@@ -6,7 +6,7 @@
 // slow hash to protect, and every API request pays for the lookup.
 import { createHash, randomBytes } from 'node:crypto';
 import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../audit/event.ts';
-import { type Pool, run, transaction } from '../../tenancy/db.ts';
+import { type Client, type Pool, run, transaction } from '../../tenancy/db.ts';
 import { InvalidInputError } from '../../tenancy/errors.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { isUuid } from '../sessions/registry.ts';
@@ -153,6 +153,33 @@ export async function revokeToken(
       ),
     );
   });
+}
+
+/**
+ * Ends every live token of `userId` in the caller's transaction, one
+ * `token.revoke` event each (with `reason`). A password change and "sign out
+ * everywhere" call this: a token made from a stolen session must not outlive
+ * the owner taking their account back. `tenantId` is the events' chain (by
+ * default the actor's). Returns how many tokens ended.
+ */
+export async function revokeAllTokensInTransaction(
+  client: Client,
+  userId: string,
+  reason: string,
+  by: AuditBy,
+  tenantId?: string | null,
+): Promise<number> {
+  const { rows } = await run<{ id: string }>(client, sql.revokeTokensOfUser(userId));
+  for (const { id } of rows) {
+    const event = eventBy(by, {
+      action: 'token.revoke',
+      resource: { type: 'api_token', id },
+      outcome: 'success',
+      details: { reason },
+    });
+    await client.query(insertAuditEvent(tenantId === undefined ? event : { ...event, tenantId }));
+  }
+  return rows.length;
 }
 
 /** Who `secret` speaks for, or undefined for a malformed, unknown or revoked token. */

@@ -15,6 +15,12 @@ const COMMON = new Set((dictionary['passwords-common'] as string[]).map((p) => p
 export function normalizeEmail(raw: unknown): { email: string; normalized: string } {
   if (typeof raw !== 'string') throw new InvalidInputError('an email address is required');
   const email = raw.trim();
+  // Refused here, not left to PostgreSQL: a NUL in a query parameter is a driver error (a 500).
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  if (/[\u0000-\u001f\u007f]/.test(email)) {
+    throw new InvalidInputError('an email address cannot contain control characters');
+  }
+  if (!email.isWellFormed()) throw new InvalidInputError('that does not look like an email address');
   if (email.length < 3 || email.length > 254 || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) {
     throw new InvalidInputError('that does not look like an email address');
   }
@@ -25,6 +31,9 @@ export function normalizeEmail(raw: unknown): { email: string; normalized: strin
 export function checkPasswordPolicy(password: unknown, context: { email?: string } = {}): string {
   if (typeof password !== 'string' || password.length === 0)
     throw new InvalidInputError('a password is required');
+  // A lone surrogate has no UTF-8 form: it would be hashed as U+FFFD and never typed again.
+  if (!password.isWellFormed())
+    throw new InvalidInputError('the password contains characters that are not valid');
   const length = [...password].length;
   if (length < PASSWORD_MIN)
     throw new InvalidInputError(`the password must be at least ${PASSWORD_MIN} characters`);
@@ -68,6 +77,8 @@ export function checkPersonName(raw: unknown): string {
   if (typeof raw !== 'string' || raw.trim().length === 0)
     throw new InvalidInputError('a display name is required');
   const name = raw.trim();
+  if (!name.isWellFormed())
+    throw new InvalidInputError('a display name contains characters that are not valid');
   if ([...name].length > 200) throw new InvalidInputError('a display name can be at most 200 characters');
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(name))

@@ -1,8 +1,10 @@
 // Second factor: enrolment, sign-in check, recovery codes, turning it off.
 //
 // - Enrolment is two steps: a new secret is stored as *pending* and shown
-//   (QR code + text); only a valid code from it turns MFA on, so a person who
-//   never finishes is not locked out.
+//   (QR code + text); only a valid code from it, with the current password,
+//   turns MFA on, so a person who never finishes is not locked out, and a
+//   stolen session cannot lock the owner out of their account.
+// - Every change except using a recovery code needs the current password.
 // - A TOTP code is accepted once: the time step of every accepted code is
 //   recorded (control.users.mfa_last_step) and only a later step passes.
 // - Ten recovery codes are made when MFA is turned on and on request; they are
@@ -11,6 +13,7 @@
 // - Every change (on, off, new codes, a recovery code used) writes its audit
 //   event in the same transaction; a refused code or password is recorded as
 //   a failure once the transaction has rolled back. Never the secret or a code.
+//   On, off and new codes also leave a notice for the owner's next sign-in.
 import { createHash, randomBytes } from 'node:crypto';
 import { generateSecret, generateURI, verify } from 'otplib';
 import QRCode from 'qrcode';
@@ -20,6 +23,7 @@ import { InvalidInputError } from '../../tenancy/errors.ts';
 import { AuthenticationError, ConflictError, MfaRequiredError } from '../errors.ts';
 import { verifyPassword } from './credentials.ts';
 import * as sql from './mfa-sql.ts';
+import { addNotice } from './notices.ts';
 import type { UserRow } from './users-sql.ts';
 import { revokeSessionsOfUser } from './users-sql.ts';
 
@@ -31,6 +35,9 @@ const EPOCH_TOLERANCE_SECONDS = 30;
 const WRONG_CODE = 'That code is not valid. Check your authenticator app and try again.';
 const REUSED_CODE = 'That code was already used. Wait for the next code in your authenticator app.';
 const NO_CODE = 'Enter the 6-digit code from your authenticator app.';
+const NO_PASSWORD = 'Enter your current password to confirm this change.';
+const WRONG_PASSWORD = 'The password is incorrect.';
+const WRONG_PASSWORD_OR_CODE = 'The password or the code is incorrect.';
 
 /** A code or password refused: the person sees the message, the audit trail the reason. */
 export class MfaRefusedError extends AuthenticationError {
@@ -129,20 +136,29 @@ export async function startEnrolment(pool: Pool, userId: string): Promise<MfaSet
 }
 
 /**
- * Step 2: a valid code from the pending secret turns MFA on. Returns the
- * recovery codes (the only time they exist in clear). Every other session of
- * the user ends: they were opened without the second factor.
+ * Step 2: the current password and a valid code from the pending secret turn
+ * MFA on. The password, because a stolen session alone must not be able to do
+ * this: the new factor and its recovery codes would be the thief's, and the
+ * owner locked out of their own account. Returns the recovery codes (the only
+ * time they exist in clear). Every other session of the user ends: they were
+ * opened without the second factor.
  */
 export async function confirmEnrolment(
   pool: Pool,
   userId: string,
+  password: unknown,
   code: unknown,
   keepSessionId: string | null,
   by: AuditBy = SYSTEM,
 ): Promise<string[]> {
+  const typed = passwordInput(password);
   const token = totpInput(code);
-  return recordingRefusals(pool, by, 'mfa.enable', userId, () =>
-    transaction(pool, async (client) => {
+  return recordingRefusals(pool, by, 'mfa.enable', userId, async () => {
+    const { password_hash } = await stateOf(pool, userId);
+    if (!(await verifyPassword(password_hash, typed))) {
+      throw new MfaRefusedError('wrong_password', WRONG_PASSWORD);
+    }
+    return transaction(pool, async (client) => {
       const user = await lockedStateOf(client, userId);
       if (user.mfa_enabled_at) throw alreadyOn();
       if (!user.mfa_pending_secret) {
@@ -158,8 +174,8 @@ export async function confirmEnrolment(
       );
       await record(client, by, 'mfa.enable', userId, { sessionsEnded: ended.rowCount ?? 0 });
       return replaceRecoveryCodes(client, userId);
-    }),
-  );
+    });
+  });
 }
 
 /** Turns MFA off; needs the password and a current code (TOTP or recovery code). */
@@ -176,11 +192,11 @@ export async function disableMfa(
   await recordingRefusals(pool, by, 'mfa.disable', userId, async () => {
     // One message for either mistake: this must not tell a session thief which half was right.
     const ok = await verifyPassword(user.password_hash, typeof password === 'string' ? password : '');
-    if (!ok) throw new MfaRefusedError('wrong_password', 'The password or the code is incorrect.');
+    if (!ok) throw new MfaRefusedError('wrong_password', WRONG_PASSWORD_OR_CODE);
     await transaction(pool, async (client) => {
       const locked = await lockedStateOf(client, userId);
       if (!locked.mfa_enabled_at || !locked.mfa_secret) throw notOn();
-      await consumeCode(client, userId, locked.mfa_secret, code, 'The password or the code is incorrect.');
+      await consumeCode(client, userId, locked.mfa_secret, code, WRONG_PASSWORD_OR_CODE);
       await client.query(sql.deactivateMfa(userId));
       await client.query(sql.deleteRecoveryCodes(userId));
       await record(client, by, 'mfa.disable', userId, {});
@@ -188,23 +204,35 @@ export async function disableMfa(
   });
 }
 
-/** New recovery codes (the old ones stop working); needs a current code. */
+/**
+ * New recovery codes (the old ones stop working); needs the password and a
+ * current code, like turning MFA off: a code alone may be one the thief of a
+ * session just read off a shoulder, and new codes are a way in for good.
+ */
 export async function regenerateRecoveryCodes(
   pool: Pool,
   userId: string,
+  password: unknown,
   code: unknown,
   by: AuditBy = SYSTEM,
 ): Promise<string[]> {
+  const typed = passwordInput(password);
   if (typeof code !== 'string' || code.trim() === '') throw new InvalidInputError(NO_CODE);
-  return recordingRefusals(pool, by, 'mfa.recovery_codes.regenerate', userId, () =>
-    transaction(pool, async (client) => {
-      const user = await lockedStateOf(client, userId);
-      if (!user.mfa_enabled_at || !user.mfa_secret) throw notOn();
-      await consumeCode(client, userId, user.mfa_secret, code);
+  const user = await stateOf(pool, userId);
+  if (!user.mfa_enabled_at) throw notOn();
+  return recordingRefusals(pool, by, 'mfa.recovery_codes.regenerate', userId, async () => {
+    // One message for either mistake, as for turning it off.
+    if (!(await verifyPassword(user.password_hash, typed))) {
+      throw new MfaRefusedError('wrong_password', WRONG_PASSWORD_OR_CODE);
+    }
+    return transaction(pool, async (client) => {
+      const locked = await lockedStateOf(client, userId);
+      if (!locked.mfa_enabled_at || !locked.mfa_secret) throw notOn();
+      await consumeCode(client, userId, locked.mfa_secret, code, WRONG_PASSWORD_OR_CODE);
       await record(client, by, 'mfa.recovery_codes.regenerate', userId, { count: RECOVERY_CODE_COUNT });
       return replaceRecoveryCodes(client, userId);
-    }),
-  );
+    });
+  });
 }
 
 // --- pieces -------------------------------------------------------------------
@@ -235,7 +263,11 @@ async function consumeCode(
   throw new MfaRefusedError('wrong_code', wrong);
 }
 
-/** The event of one MFA change, in the change's transaction (the user's own chain). */
+/**
+ * The event of one MFA change, in the change's transaction (the user's own
+ * chain), and a notice of it for the owner's next sign-in: if it was not
+ * them, that is where they learn of it.
+ */
 async function record(
   client: Client,
   by: AuditBy,
@@ -245,6 +277,7 @@ async function record(
 ): Promise<void> {
   const event = eventBy(by, { action, resource: { type: 'user', id: userId }, outcome: 'success', details });
   await client.query(insertAuditEvent(event));
+  await addNotice(client, userId, action, by);
 }
 
 /** Runs fn; a refused code or password is recorded as a failure of `action` (after fn's rollback) and rethrown. */
@@ -276,6 +309,11 @@ async function recordingRefusals<T>(
 async function totpStep(secret: string, token: string): Promise<number | undefined> {
   const result = await verify({ secret, token, epochTolerance: EPOCH_TOLERANCE_SECONDS });
   return result.valid && 'timeStep' in result ? result.timeStep : undefined;
+}
+
+function passwordInput(password: unknown): string {
+  if (typeof password !== 'string' || password === '') throw new InvalidInputError(NO_PASSWORD);
+  return password;
 }
 
 function totpInput(code: unknown): string {

@@ -61,7 +61,8 @@ async function endCurrentSession(req: Request, res: Response): Promise<void> {
 
 export function accountDeleteRoutes(deps: RouteDeps): Router {
   const router = Router();
-  router.post('/api/v1/account/delete', requireLogin, async (req, res) => {
+  // The password (and code) checked here count toward the account's sign-in lockout.
+  router.post('/api/v1/account/delete', requireLogin, deps.attempts.guard, async (req, res) => {
     const result = await deleteOwnAccount(deps, req, res, req.body);
     res.json({ deleted: true, tenantId: result.tenantId, sessionsEnded: result.sessionsEnded });
   });

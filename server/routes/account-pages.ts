@@ -1,7 +1,9 @@
 // The account pages: where you are signed in (revoke one, or all others),
 // password, two-step sign-in (set up, new recovery codes, turn off) and API
 // tokens. Secrets shown once (recovery codes, a new token) are rendered in the
-// answer to the POST itself, never kept in the session for a redirect.
+// answer to the POST itself, never kept in the session for a redirect. Every
+// form that checks the password or a code counts toward the account's sign-in
+// lockout (abuse/attempts.ts).
 import { type Request, type Response, Router } from 'express';
 import { InvalidInputError } from '../../tenancy/errors.ts';
 import { DELETE_CONFIRMATION } from '../accounts/account-deletion.ts';
@@ -17,12 +19,19 @@ import {
 import { logIn } from '../auth/session-middleware.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
 import { whoOf } from '../request-audit.ts';
+import { signOutEverywhere } from '../sessions/sign-out-everywhere.ts';
 import { flash, render } from '../views.ts';
 import { deleteOwnAccount } from './account-delete.ts';
 import type { RouteDeps } from './deps.ts';
 import { field, formProblem, requirePageUser, signedIn } from './page-forms.ts';
 
 const ROLE_LABELS = { user: 'Workspace owner', auditor: 'Auditor', admin: 'Administrator' } as const;
+
+/** " Ended 2 API tokens; ...": nothing when there were none. */
+function tokensEndedText(n: number): string {
+  if (n === 0) return '';
+  return ` Ended ${n === 1 ? '1 API token' : `${n} API tokens`}; create new ones for the scripts that still need them.`;
+}
 
 export function accountPages(deps: RouteDeps): Router {
   const router = Router();
@@ -54,6 +63,9 @@ export function accountPages(deps: RouteDeps): Router {
     await logIn(req, { ...user, mfaEnabled });
   }
 
+  // Forms that check the password or a code: counted with sign-ins by the account lockout.
+  const checked = deps.attempts.guard;
+
   router.get('/account', async (req, res) => {
     if (!signedIn(req)) return res.redirect(303, '/login');
     await showAccount(req, res, {});
@@ -61,7 +73,7 @@ export function accountPages(deps: RouteDeps): Router {
 
   // --- Password ---------------------------------------------------------
 
-  router.post('/account/password', async (req, res) => {
+  router.post('/account/password', checked, async (req, res) => {
     const user = requirePageUser(req);
     try {
       const next = field(req, 'newPassword');
@@ -69,14 +81,16 @@ export function accountPages(deps: RouteDeps): Router {
         throw new InvalidInputError('The two new passwords are not the same.');
       }
       const current = field(req, 'currentPassword');
-      await changePassword(deps.pool, user.userId, current, next, user.sessionId ?? null, whoOf(req));
+      const keep = user.sessionId ?? null;
+      const ended = await changePassword(deps.pool, user.userId, current, next, keep, whoOf(req));
       // A privilege change: this session continues under a new id.
       await logIn(req, user);
+      const text = 'Your password has been changed. Every other session has been signed out.';
+      flash(req, 'success', `${text}${tokensEndedText(ended.tokensEnded)}`);
     } catch (err) {
       const problem = formProblem(res, err);
       return showAccount(req, res, { passwordError: problem.message }, problem.status);
     }
-    flash(req, 'success', 'Your password has been changed. Every other session has been signed out.');
     res.redirect(303, '/account');
   });
 
@@ -85,9 +99,10 @@ export function accountPages(deps: RouteDeps): Router {
   router.post('/account/sessions/revoke-all', async (req, res) => {
     const user = requirePageUser(req);
     const keep = user.sessionId ?? null;
-    const ended = await deps.registry.revokeAllOfUser(user.userId, keep, 'signed out everywhere', whoOf(req));
-    const text = ended === 1 ? 'Signed out of 1 other session.' : `Signed out of ${ended} other sessions.`;
-    flash(req, 'success', text);
+    const ended = await signOutEverywhere(deps.pool, deps.registry, user.userId, keep, whoOf(req));
+    const n = ended.sessionsEnded;
+    const text = n === 1 ? 'Signed out of 1 other session.' : `Signed out of ${n} other sessions.`;
+    flash(req, 'success', `${text}${tokensEndedText(ended.tokensEnded)}`);
     res.redirect(303, '/account');
   });
 
@@ -126,13 +141,14 @@ export function accountPages(deps: RouteDeps): Router {
     }
   });
 
-  router.post('/account/mfa/enable', async (req, res) => {
+  router.post('/account/mfa/enable', checked, async (req, res) => {
     const user = requirePageUser(req);
     let recoveryCodes: string[];
     try {
       recoveryCodes = await confirmEnrolment(
         deps.pool,
         user.userId,
+        field(req, 'password'),
         field(req, 'code'),
         user.sessionId ?? null,
         whoOf(req),
@@ -148,11 +164,12 @@ export function accountPages(deps: RouteDeps): Router {
     render(res, 'mfa-codes', { title: 'Your recovery codes', recoveryCodes, justEnabled: true });
   });
 
-  router.post('/account/mfa/recovery-codes', async (req, res) => {
+  router.post('/account/mfa/recovery-codes', checked, async (req, res) => {
     const user = requirePageUser(req);
     let recoveryCodes: string[];
     try {
-      recoveryCodes = await regenerateRecoveryCodes(deps.pool, user.userId, field(req, 'code'), whoOf(req));
+      const [password, code] = [field(req, 'password'), field(req, 'code')];
+      recoveryCodes = await regenerateRecoveryCodes(deps.pool, user.userId, password, code, whoOf(req));
     } catch (err) {
       const problem = formProblem(res, err);
       return showAccount(req, res, { mfaError: problem.message }, problem.status);
@@ -161,7 +178,7 @@ export function accountPages(deps: RouteDeps): Router {
     render(res, 'mfa-codes', { title: 'Your recovery codes', recoveryCodes, justEnabled: false });
   });
 
-  router.post('/account/mfa/disable', async (req, res) => {
+  router.post('/account/mfa/disable', checked, async (req, res) => {
     const user = requirePageUser(req);
     try {
       await disableMfa(deps.pool, user.userId, field(req, 'password'), field(req, 'code'), whoOf(req));
@@ -211,7 +228,7 @@ export function accountPages(deps: RouteDeps): Router {
   // --- Your data: delete the account --------------------------------------
   // (The export is a plain link to GET /api/v1/export: the browser downloads it with the session cookie.)
 
-  router.post('/account/delete', async (req, res) => {
+  router.post('/account/delete', checked, async (req, res) => {
     requireOwner(req);
     try {
       const body = {

@@ -9,12 +9,14 @@ import { eventBy, insertAuditEvent } from '../../audit/event.ts';
 import { run } from '../../tenancy/db.ts';
 import { changePassword, LoginFailedError, register } from '../accounts/accounts.ts';
 import { checkSecondFactor, MfaRefusedError } from '../accounts/mfa.ts';
+import { countFailedAttempt, type SignInNotices, takeSignInNotices } from '../accounts/notices.ts';
 import type { UserRow } from '../accounts/users-sql.ts';
 import { csrfToken } from '../auth/csrf.ts';
 import { requireLogin } from '../auth/guards.ts';
 import { principalFromRow } from '../auth/passport.ts';
 import { type Principal, publicUser } from '../auth/principal.ts';
 import { logIn, logOut } from '../auth/session-middleware.ts';
+import { signInCredentials } from '../auth/sign-in-credentials.ts';
 import { AuthenticationError, ForbiddenError, LoginRequiredError } from '../errors.ts';
 import { whoOf } from '../request-audit.ts';
 import type { RouteDeps } from './deps.ts';
@@ -57,19 +59,42 @@ export async function startSession(
   return principal;
 }
 
-/** passport-local as a promise: the user for the posted email and password; a failure is audited. */
+/**
+ * passport-local as a promise: the user for the posted email and password; a
+ * failure is audited. The strategy is handed only the credentials the lockout
+ * read (auth/sign-in-credentials.ts), never the request itself: left to its
+ * own lookup it would take `?email=` from the query string when the body's
+ * email is not a string, and check the password of an account the lockout
+ * never counted.
+ */
 export async function authenticateLocal(deps: RouteDeps, req: Request): Promise<UserRow> {
+  const { email, password } = signInCredentials(req);
+  const verified = { body: { email, password }, query: {} };
   try {
     return await new Promise<UserRow>((resolve, reject) => {
       deps.passport.authenticate('local', { session: false }, (err: unknown, user: unknown) => {
         if (err) return reject(err);
         if (!user) return reject(new AuthenticationError());
         resolve(user as UserRow);
-      })(req, {} as never, reject);
+      })(verified as never, {} as never, reject);
     });
   } catch (err) {
     if (err instanceof LoginFailedError) await recordFailedLogin(deps, req, err);
     throw err;
+  }
+}
+
+/**
+ * What the owner should hear about after a successful sign-in (failed
+ * attempts, security changes); nothing if it cannot be read: the sign-in
+ * itself has succeeded.
+ */
+export async function signInNotices(deps: RouteDeps, userId: string): Promise<SignInNotices> {
+  try {
+    return await takeSignInNotices(deps.pool, userId);
+  } catch (err) {
+    deps.log.warn('could not read the notices of a sign-in', { error: (err as Error).message });
+    return { failedAttemptsSinceLastSignIn: 0, notices: [] };
   }
 }
 
@@ -124,6 +149,8 @@ async function recordFailedLogin(
   await run(deps.pool, insertAuditEvent(event)).catch((e: unknown) =>
     deps.log.warn('could not record a failed sign-in', { error: e }),
   );
+  // And its owner hears of it at their next sign-in.
+  if (account) await countFailedAttempt(deps.pool, account.userId).catch(() => {});
 }
 
 /** HMAC-SHA256 of a normalised email under the deployment's audit key (hex, 128 bits). */
@@ -147,9 +174,10 @@ export function authRoutes(deps: RouteDeps): Router {
 
   router.post('/api/v1/auth/login', async (req, res) => {
     const user = await authenticateLocal(deps, req);
-    const method = await checkSignInCode(deps, req, user, req.body?.totp);
+    const method = await checkSignInCode(deps, req, user, signInCredentials(req).totp);
     const principal = await startSession(deps, req, user, method);
-    res.json({ user: publicUser(principal), csrfToken: csrfToken(req) });
+    const notices = await signInNotices(deps, user.id);
+    res.json({ user: publicUser(principal), csrfToken: csrfToken(req), ...notices });
   });
 
   router.post('/api/v1/auth/logout', async (req, res) => {
@@ -165,12 +193,13 @@ export function authRoutes(deps: RouteDeps): Router {
     res.status(204).end();
   });
 
-  // A password change is a privilege change: the other sessions end and this one gets a new id.
-  router.post('/api/v1/account/password', requireLogin, async (req, res) => {
+  // A password change is a privilege change: the other sessions and every API token end, and this
+  // session gets a new id.
+  router.post('/api/v1/account/password', requireLogin, deps.attempts.guard, async (req, res) => {
     const user = req.user as Express.User;
     if (user.via !== 'session') throw new ForbiddenError('Sign in with your password to change it.');
     const { currentPassword, newPassword } = (req.body ?? {}) as Record<string, unknown>;
-    await changePassword(
+    const ended = await changePassword(
       deps.pool,
       user.userId,
       currentPassword,
@@ -179,7 +208,7 @@ export function authRoutes(deps: RouteDeps): Router {
       whoOf(req),
     );
     await logIn(req, user);
-    res.json({ csrfToken: csrfToken(req) });
+    res.json({ csrfToken: csrfToken(req), ...ended });
   });
 
   router.get('/api/v1/me', (req, res) => {

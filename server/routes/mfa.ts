@@ -1,7 +1,9 @@
 // Two-step sign-in for a signed-in person: status, enrol (setup, then enable
-// with a first code), turn off, new recovery codes. Turning it on or off is a
-// privilege change: the session gets a new id and a new CSRF token. Only a
-// browser session may do this, never an API token.
+// with the password and a first code), turn off, new recovery codes (both with
+// the password and a code). Turning it on or off is a privilege change: the
+// session gets a new id and a new CSRF token. Only a browser session may do
+// this, never an API token. Every password or code checked here counts toward
+// the account's sign-in lockout (abuse/attempts.ts).
 import { type Request, type RequestHandler, type Response, Router } from 'express';
 import {
   confirmEnrolment,
@@ -48,6 +50,8 @@ async function renewSession(req: Request, res: Response, mfaEnabled: boolean, ex
 export function mfaRoutes(deps: RouteDeps): Router {
   const router = Router();
   const guard = [requireLogin, sessionOnly, noStore];
+  // Routes that check the password or a code: counted with sign-ins by the account lockout.
+  const checked = [...guard, deps.attempts.guard];
 
   router.get('/api/v1/mfa', ...guard, async (req, res) => {
     res.json(await mfaStatus(deps.pool, (req.user as Express.User).userId));
@@ -57,12 +61,14 @@ export function mfaRoutes(deps: RouteDeps): Router {
     res.json(await startEnrolment(deps.pool, (req.user as Express.User).userId));
   });
 
-  router.post('/api/v1/mfa/enable', ...guard, async (req, res) => {
+  router.post('/api/v1/mfa/enable', ...checked, async (req, res) => {
     const user = req.user as Express.User;
+    const { password, code } = body(req);
     const recoveryCodes = await confirmEnrolment(
       deps.pool,
       user.userId,
-      body(req).code,
+      password,
+      code,
       user.sessionId ?? null,
       whoOf(req),
     );
@@ -70,7 +76,7 @@ export function mfaRoutes(deps: RouteDeps): Router {
     await renewSession(req, res, true, { recoveryCodes });
   });
 
-  router.post('/api/v1/mfa/disable', ...guard, async (req, res) => {
+  router.post('/api/v1/mfa/disable', ...checked, async (req, res) => {
     const user = req.user as Express.User;
     const { password, code } = body(req);
     await disableMfa(deps.pool, user.userId, password, code, whoOf(req));
@@ -78,9 +84,10 @@ export function mfaRoutes(deps: RouteDeps): Router {
     await renewSession(req, res, false);
   });
 
-  router.post('/api/v1/mfa/recovery-codes', ...guard, async (req, res) => {
+  router.post('/api/v1/mfa/recovery-codes', ...checked, async (req, res) => {
     const user = req.user as Express.User;
-    const recoveryCodes = await regenerateRecoveryCodes(deps.pool, user.userId, body(req).code, whoOf(req));
+    const { password, code } = body(req);
+    const recoveryCodes = await regenerateRecoveryCodes(deps.pool, user.userId, password, code, whoOf(req));
     deps.log.info('mfa recovery codes regenerated', { userId: user.userId });
     res.json({ recoveryCodes });
   });

@@ -6,12 +6,13 @@
 import { type Request, Router } from 'express';
 import { InvalidInputError } from '../../tenancy/errors.ts';
 import { findUser, register } from '../accounts/accounts.ts';
+import { describeSignInNotices } from '../accounts/notices.ts';
 import { logOut } from '../auth/session-middleware.ts';
 import { MfaRequiredError } from '../errors.ts';
 import { whoOf } from '../request-audit.ts';
-import { flash, render } from '../views.ts';
+import { flash, formatTime, render } from '../views.ts';
 import { accountPages } from './account-pages.ts';
-import { authenticateLocal, checkSignInCode, startSession } from './auth.ts';
+import { authenticateLocal, checkSignInCode, signInNotices, startSession } from './auth.ts';
 import type { RouteDeps } from './deps.ts';
 import { field, formProblem, homeOf, signedIn } from './page-forms.ts';
 
@@ -98,6 +99,7 @@ export function pageRoutes(deps: RouteDeps): Router {
         return res.redirect(303, '/login/mfa');
       }
       const principal = await startSession(deps, req, user);
+      await flashSignInNotices(req, user.id);
       res.redirect(303, homeOf(principal));
     } catch (err) {
       const problem = formProblem(res, err);
@@ -122,10 +124,14 @@ export function pageRoutes(deps: RouteDeps): Router {
     try {
       const code = field(req, 'code');
       if (!code.trim()) throw new InvalidInputError('Enter the code to continue.');
+      // Each code counts toward the account's lockout, as at the API's sign-in.
+      const attempt = await deps.attempts.begin(req, res, { userId: user.id, email: user.email });
       pending.attempts += 1;
       const method = await checkSignInCode(deps, req, user, code);
       // A new session: pendingMfa is not carried over.
       const principal = await startSession(deps, req, user, method);
+      await attempt.succeeded();
+      await flashSignInNotices(req, user.id);
       res.redirect(303, homeOf(principal));
     } catch (err) {
       const problem = formProblem(res, err);
@@ -155,6 +161,13 @@ export function pageRoutes(deps: RouteDeps): Router {
 
   router.use(accountPages(deps));
   return router;
+
+  /** What happened to the account since the last sign-in, on the first page after this one. */
+  async function flashSignInNotices(req: Request, userId: string): Promise<void> {
+    for (const text of describeSignInNotices(await signInNotices(deps, userId), formatTime)) {
+      flash(req, 'info', text);
+    }
+  }
 }
 
 /** The pending second step of this session, unless it is too old or out of tries. */

@@ -1,11 +1,12 @@
-// "Where am I signed in?": list, revoke one, revoke all others. Admins see and
-// end the sessions of any tenant.
+// "Where am I signed in?": list, revoke one, revoke all others (and every API
+// token). Admins see and end the sessions of any tenant.
 import { Router } from 'express';
 import { isTenantId } from '../../tenancy/identifiers.ts';
 import { requireSessionLogin } from '../auth/bearer.ts';
 import { requireRole } from '../auth/guards.ts';
 import { NotFoundError } from '../errors.ts';
 import { whoOf } from '../request-audit.ts';
+import { signOutEverywhere } from '../sessions/sign-out-everywhere.ts';
 import type { RouteDeps } from './deps.ts';
 
 export function sessionRoutes(deps: RouteDeps): Router {
@@ -22,15 +23,17 @@ export function sessionRoutes(deps: RouteDeps): Router {
     res.status(204).end();
   });
 
+  // Ends the API tokens too (sign-out-everywhere.ts); `ended` counts the sessions.
   router.post('/api/v1/sessions/revoke-all', requireSessionLogin, async (req, res) => {
     const user = req.user as Express.User;
-    const ended = await deps.registry.revokeAllOfUser(
+    const { sessionsEnded, tokensEnded } = await signOutEverywhere(
+      deps.pool,
+      deps.registry,
       user.userId,
       user.sessionId ?? null,
-      'signed out everywhere',
       whoOf(req),
     );
-    res.json({ ended });
+    res.json({ ended: sessionsEnded, tokensEnded });
   });
 
   router.get(

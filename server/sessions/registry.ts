@@ -5,7 +5,7 @@
 // `auth.logout`, `session.revoke`, `session.revoke_all`) in the same
 // transaction as the registry row.
 import { type AuditBy, eventBy, insertAuditEvent } from '../../audit/event.ts';
-import { type Pool, run, transaction } from '../../tenancy/db.ts';
+import { type Client, type Pool, run, transaction } from '../../tenancy/db.ts';
 import * as sql from '../accounts/users-sql.ts';
 import { NotFoundError } from '../errors.ts';
 
@@ -139,21 +139,29 @@ export class SessionRegistry {
     });
   }
 
-  async revokeAllOfUser(userId: string, keep: string | null, reason: string, by: AuditBy): Promise<number> {
-    return transaction(this.#pool, async (client) => {
-      const ended = (await run(client, sql.revokeSessionsOfUser(userId, keep, reason))).rowCount ?? 0;
-      await client.query(
-        insertAuditEvent(
-          eventBy(by, {
-            action: 'session.revoke_all',
-            resource: { type: 'user', id: userId },
-            outcome: 'success',
-            details: { reason, sessionsEnded: ended },
-          }),
-        ),
-      );
-      return ended;
-    });
+  /**
+   * Ends every session of `userId` but `keep`, in the caller's transaction:
+   * sign-out-everywhere.ts ends the API tokens in the same one.
+   */
+  async revokeAllOfUserInTransaction(
+    client: Client,
+    userId: string,
+    keep: string | null,
+    reason: string,
+    by: AuditBy,
+  ): Promise<number> {
+    const ended = (await run(client, sql.revokeSessionsOfUser(userId, keep, reason))).rowCount ?? 0;
+    await client.query(
+      insertAuditEvent(
+        eventBy(by, {
+          action: 'session.revoke_all',
+          resource: { type: 'user', id: userId },
+          outcome: 'success',
+          details: { reason, sessionsEnded: ended },
+        }),
+      ),
+    );
+    return ended;
   }
 }
 

@@ -156,6 +156,7 @@ try {
     await shot('mfa-setup');
     const secret = ((await page.textContent('#mfa-key')) ?? '').replace(/ /g, '');
     await page.fill('#code', await generate({ secret }));
+    await page.fill('#enable-password', GOOD_PASSWORD);
     await page.click('button.button-primary');
     await shot('mfa-codes');
     await page.click('text=I have saved them');

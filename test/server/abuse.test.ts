@@ -22,6 +22,7 @@ import { captureLog } from '../helpers/log.ts';
 import {
   GOOD_PASSWORD,
   requireRedis,
+  signIn,
   startTestServer,
   TEST_REDIS_URL,
   type TestServer,
@@ -185,13 +186,14 @@ describe('abuse protection over HTTP', () => {
     const locked = await login(t, { email: known, password: GOOD_PASSWORD }, newIp()).expect(429);
     assert.equal(retryAfter(locked), 3);
     assert.match(locked.body.error.message, /Try again in 3 seconds\./);
-    // Email spelled differently, or put in the query string (passport-local reads it there too): still locked.
+    // Email spelled differently: still locked. Put in the query string, it is not read at all:
+    // refused as a request without an email, the password unchecked.
     await login(t, { email: `  ${known.toUpperCase()} `, password: GOOD_PASSWORD }, newIp()).expect(429);
     await request(t.url)
       .post(`/api/v1/auth/login?email=${encodeURIComponent(known)}`)
       .set('X-Forwarded-For', newIp())
       .send({ password: GOOD_PASSWORD })
-      .expect(429);
+      .expect(400);
 
     // The lockout lifts; a success clears the count, so the next failures are free again.
     await sleep(retryAfter(locked) * 1000 + 100);
@@ -243,6 +245,26 @@ describe('abuse protection over HTTP', () => {
     );
     assert.equal(refused.status, 429);
     assert.match(refused.body.error.message, /^Too many codes entered\./);
+  });
+
+  test('password checks behind a session use up the failed sign-ins of the address, and count toward the account lockout', async () => {
+    const email = await newAccount(t);
+    const session = await signIn(t.url, email, GOOD_PASSWORD);
+    const ip = newIp();
+    const guess = (i: number) =>
+      session.agent
+        .post('/api/v1/account/password')
+        .set('X-Forwarded-For', ip)
+        .set('X-CSRF-Token', session.csrf)
+        .send({ currentPassword: `wrong-password-${i}`, newPassword: 'amber-lantern-orchard-57' });
+    for (let i = 0; i < 3; i++) await guess(i).expect(401);
+    const refused = await guess(3).expect(429);
+    assert.match(refused.body.error.message, /^Too many failed sign-ins from your network\./);
+    // One budget per address: a sign-in from there, on any account, is refused as well.
+    await login(t, { email: uniqueEmail(), password: 'wrong-password-z' }, ip).expect(429);
+    // The account's own count: the third failure armed a delay that holds at sign-in, from anywhere.
+    const locked = await login(t, { email, password: GOOD_PASSWORD }, newIp()).expect(429);
+    assert.match(locked.body.error.message, /^Too many failed sign-ins\. Try again in 1 second\.$/);
   });
 
   test('API token use: limited per token and per IP, lifted after the window', async () => {
@@ -452,6 +474,38 @@ describe('lockout schedule and counters', () => {
       const expected = ['ok 1', 'ok 2', 'ok 3', 'wait 100', 'ok 4', 'wait 200', 'ok 5', 'wait 1000', 'ok 6'];
       assert.deepEqual(inMemory, [...expected, 'wait 1000', 'ok 7']);
       assert.deepEqual(inRedis, inMemory);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('undo takes back one attempt (never below none), in Redis and in memory alike', async () => {
+    await requireRedis();
+    const policy: LockoutPolicy = { ...LOCKOUT, freeFailures: 5, lockoutAfter: 5 };
+    const client = createClient({ url: TEST_REDIS_URL });
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      const counters = [
+        new MemoryAttemptCounter(policy),
+        new RedisAttemptCounter(
+          client as unknown as ConstructorParameters<typeof RedisAttemptCounter>[0],
+          `enclave:test:abuse:${randomBytes(4).toString('hex')}:`,
+          policy,
+        ),
+      ];
+      for (const counter of counters) {
+        const key = randomBytes(8).toString('hex');
+        await counter.undo(key); // nothing to take back
+        assert.deepEqual(await counter.attempt(key), { allowed: true, failures: 1 });
+        assert.deepEqual(await counter.attempt(key), { allowed: true, failures: 2 });
+        await counter.undo(key);
+        assert.deepEqual(await counter.attempt(key), { allowed: true, failures: 2 });
+        await counter.undo(key);
+        await counter.undo(key);
+        await counter.undo(key);
+        assert.deepEqual(await counter.attempt(key), { allowed: true, failures: 1 });
+      }
     } finally {
       await client.close();
     }

@@ -121,12 +121,19 @@ describe('accounts and sessions over HTTP', () => {
     test('the session id changes at sign-in and the old one stops working', async () => {
       const { email } = await signUp(t.url);
       const agent = request.agent(t.url);
+      // An anonymous visitor has no stored session to fix; a session from an earlier sign-in is one.
       const first = await agent.get('/api/v1/csrf').expect(200);
-      const before = sessionCookie(first);
-      assert.ok(before, 'an anonymous session exists before sign-in');
-      const login = await agent
+      assert.equal(sessionCookie(first), undefined, 'no session for an anonymous visitor');
+      const earlier = await agent
         .post('/api/v1/auth/login')
         .set('X-CSRF-Token', first.body.token)
+        .send({ email, password: GOOD_PASSWORD })
+        .expect(200);
+      const before = sessionCookie(earlier);
+      assert.ok(before, 'the first sign-in stores a session');
+      const login = await agent
+        .post('/api/v1/auth/login')
+        .set('X-CSRF-Token', earlier.body.csrfToken)
         .send({ email, password: GOOD_PASSWORD })
         .expect(200);
       const afterLogin = sessionCookie(login);
@@ -345,8 +352,8 @@ describe('registration when provisioning fails', () => {
   before(async () => {
     t = await startTestServer({
       TENANT_MIGRATIONS_DIR: migrationsDirWith({
-        '0003_broken.sql': 'ALTER TABLE {{schema}}.nope ADD COLUMN x int;\n',
-      }),
+        broken: 'ALTER TABLE {{schema}}.nope ADD COLUMN x int;\n',
+      }).dir,
     });
   });
   after(async () => {

@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createClient } from 'redis';
 import request from 'supertest';
 import { createPrivilegedUser } from '../../server/accounts/accounts.ts';
 import { loadConfig } from '../../server/config.ts';
@@ -388,6 +387,71 @@ describe('API tokens', () => {
     await db.pool.query("UPDATE control.tenants SET state = 'suspended' WHERE id = $1", [a.tenantId]);
     const res = await api().get('/api/v1/notes').set(bearer(secret)).expect(403);
     assert.equal(res.body.error.code, 'tenant_suspended');
+  });
+
+  /** The `token.revoke` events of these tokens: resource id, reason, and the transaction they were written in. */
+  async function revokeEvents(ids: string[]) {
+    const { rows } = await db.pool.query(
+      `SELECT resource_id, details->>'reason' AS reason, txid::text AS txid FROM control.audit_inbox
+        WHERE action = 'token.revoke' AND resource_id = ANY($1) ORDER BY resource_id`,
+      [ids],
+    );
+    return rows as Array<{ resource_id: string; reason: string; txid: string }>;
+  }
+
+  test('a password change ends every API token of the person: 401 on the next request', async () => {
+    const a = await register('Changer');
+    const other = await register('Bystander');
+    const made = [await createToken(a, 'backup', 'write'), await createToken(a, 'dashboard', 'read')];
+    const bystander = await createToken(other, 'theirs', 'write');
+    for (const { secret } of made) await api().get('/api/v1/notes').set(bearer(secret)).expect(200);
+
+    const changed = await a.agent
+      .post('/api/v1/account/password')
+      .set('X-CSRF-Token', a.csrf)
+      .send({ currentPassword: PASSWORD, newPassword: 'copper-meadow-lantern-58' })
+      .expect(200);
+    for (const { secret } of made) {
+      await api().get('/api/v1/notes').set(bearer(secret)).expect(401);
+      await api().post('/api/v1/notes').set(bearer(secret)).send({ title: 'after' }).expect(401);
+    }
+    assert.equal(changed.body.tokensEnded, 2);
+    assert.equal(changed.body.sessionsEnded, 0);
+    await api().get('/api/v1/notes').set(bearer(bystander.secret)).expect(200);
+    assert.deepEqual((await a.agent.get('/api/v1/tokens').expect(200)).body.tokens, []);
+    // Each ended token is in the trail, written with the password change itself.
+    const events = await revokeEvents(made.map((t) => t.id));
+    assert.deepEqual(
+      events.map((e) => e.reason),
+      ['password changed', 'password changed'],
+    );
+    const { rows } = await db.pool.query(
+      "SELECT txid::text AS txid FROM control.audit_inbox WHERE action = 'account.password.change' AND outcome = 'success' AND txid::text = $1",
+      [events[0]?.txid],
+    );
+    assert.equal(rows.length, 1, 'the tokens end in the transaction that changes the password');
+    // The owner makes new ones, which work.
+    const fresh = await createToken({ ...a, csrf: changed.body.csrfToken }, 'backup again', 'write');
+    await api().get('/api/v1/notes').set(bearer(fresh.secret)).expect(200);
+  });
+
+  test('"sign out everywhere" ends every API token too, and says how many', async () => {
+    const a = await register('Leaver');
+    const made = [await createToken(a, 'ci', 'write'), await createToken(a, 'report', 'read')];
+    for (const { secret } of made) await api().get('/api/v1/notes').set(bearer(secret)).expect(200);
+
+    const res = await a.agent.post('/api/v1/sessions/revoke-all').set('X-CSRF-Token', a.csrf).expect(200);
+    for (const { secret } of made) await api().get('/api/v1/notes').set(bearer(secret)).expect(401);
+    assert.deepEqual(res.body, { ended: 0, tokensEnded: 2 });
+    // This session goes on, and can make a new token.
+    await a.agent.get('/api/v1/me').expect(200);
+    const events = await revokeEvents(made.map((t) => t.id));
+    assert.deepEqual(
+      events.map((e) => e.reason),
+      ['signed out everywhere', 'signed out everywhere'],
+    );
+    const fresh = await createToken(a, 'ci again', 'write');
+    await api().get('/api/v1/notes').set(bearer(fresh.secret)).expect(200);
   });
 
   test('the secret is stored only as its SHA-256 and never appears in a list or the server log', async () => {

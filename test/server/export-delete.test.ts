@@ -592,7 +592,7 @@ describe('POST /api/v1/account/delete', () => {
     const enable = await p.agent
       .post('/api/v1/mfa/enable')
       .set('X-CSRF-Token', p.csrf)
-      .send({ code: await generate({ secret, epoch: epoch - 30 }) })
+      .send({ password: GOOD_PASSWORD, code: await generate({ secret, epoch: epoch - 30 }) })
       .expect(200);
     const mfa = { ...p, csrf: enable.body.csrfToken as string };
     const body = { confirm: DELETE_CONFIRMATION, password: GOOD_PASSWORD };

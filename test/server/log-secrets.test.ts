@@ -36,7 +36,7 @@ describe('logs never hold a secret', () => {
     const enable = await a.agent
       .post('/api/v1/mfa/enable')
       .set('X-CSRF-Token', a.csrf)
-      .send({ code: await totp(setup.body.secret, -1) })
+      .send({ password: a.password, code: await totp(setup.body.secret, -1) })
       .expect(200);
     secrets.push(setup.body.secret, ...enable.body.recoveryCodes, enable.body.csrfToken);
     const csrf = enable.body.csrfToken as string;

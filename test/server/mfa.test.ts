@@ -15,6 +15,7 @@ import { createPrivilegedUser } from '../../server/accounts/accounts.ts';
 import {
   GOOD_PASSWORD,
   type SignedIn,
+  signIn,
   signUp,
   startTestServer,
   type TestServer,
@@ -52,7 +53,7 @@ async function enrolledAccount(t: TestServer): Promise<Enrolled> {
   const enable = await person.agent
     .post('/api/v1/mfa/enable')
     .set('X-CSRF-Token', person.csrf)
-    .send({ code: await totp(setup.body.secret, -1) })
+    .send({ password: person.password, code: await totp(setup.body.secret, -1) })
     .expect(200);
   handedOut.push(setup.body.secret, ...enable.body.recoveryCodes);
   return {
@@ -99,7 +100,7 @@ describe('MFA', () => {
     const wrong = await person.agent
       .post('/api/v1/mfa/enable')
       .set('X-CSRF-Token', person.csrf)
-      .send({ code: (await totp(secret)) === '000000' ? '111111' : '000000' })
+      .send({ password: person.password, code: (await totp(secret)) === '000000' ? '111111' : '000000' })
       .expect(401);
     assert.equal(wrong.body.error.code, 'unauthenticated');
     await person.agent.post('/api/v1/mfa/enable').set('X-CSRF-Token', person.csrf).send({}).expect(400);
@@ -107,7 +108,7 @@ describe('MFA', () => {
     const enable = await person.agent
       .post('/api/v1/mfa/enable')
       .set('X-CSRF-Token', person.csrf)
-      .send({ code: await totp(secret) })
+      .send({ password: person.password, code: await totp(secret) })
       .expect(200);
     const codes: string[] = enable.body.recoveryCodes;
     assert.equal(codes.length, 10);
@@ -182,22 +183,72 @@ describe('MFA', () => {
     assert.equal(status.body.recoveryCodesLeft, 8);
   });
 
-  test('new recovery codes need a code and replace the old ones', async () => {
+  test('new recovery codes need the password and a code, and replace the old ones', async () => {
     await steadyStep();
     const person = await enrolledAccount(t);
-    await person.agent
-      .post('/api/v1/mfa/recovery-codes')
-      .set('X-CSRF-Token', person.csrf)
-      .send({ code: '000000' === (await totp(person.secret)) ? '111111' : '000000' })
-      .expect(401);
-    const res = await person.agent
-      .post('/api/v1/mfa/recovery-codes')
-      .set('X-CSRF-Token', person.csrf)
-      .send({ code: await totp(person.secret) })
-      .expect(200);
+    const post = (body: object) =>
+      person.agent.post('/api/v1/mfa/recovery-codes').set('X-CSRF-Token', person.csrf).send(body);
+    const code = await totp(person.secret);
+    await post({ password: GOOD_PASSWORD, code: code === '000000' ? '111111' : '000000' }).expect(401);
+    // A code alone (what a stolen session can read off a shoulder) is not enough.
+    const noPassword = await post({ code }).expect(400);
+    assert.match(noPassword.body.error.message, /current password/);
+    const wrongPassword = await post({ password: 'not-the-password-at-all', code }).expect(401);
+    assert.equal(wrongPassword.body.error.message, 'The password or the code is incorrect.');
+    const res = await post({ password: GOOD_PASSWORD, code }).expect(200);
     assert.equal(res.body.recoveryCodes.length, 10);
     await login(t, person.email, person.recoveryCodes[0]).expect(401);
-    await login(t, person.email, res.body.recoveryCodes[0]).expect(200);
+    const next = await login(t, person.email, res.body.recoveryCodes[0]).expect(200);
+    // The owner hears of both changes at the next sign-in.
+    assert.deepEqual(
+      next.body.notices.map((n: { kind: string }) => n.kind),
+      ['mfa.enable', 'mfa.recovery_codes.regenerate'],
+    );
+  });
+
+  test('a second session cannot turn MFA on without the password; with it, the owner is told at the next sign-in', async () => {
+    await steadyStep();
+    const owner = await signUp(t.url);
+    // A second session on the account: what a stolen cookie gives.
+    const thief = await signIn(t.url, owner.email, owner.password);
+    const setup = await thief.agent.post('/api/v1/mfa/setup').set('X-CSRF-Token', thief.csrf).expect(200);
+    handedOut.push(setup.body.secret);
+    const code = await totp(setup.body.secret);
+    const enable = (body: object) =>
+      thief.agent
+        .post('/api/v1/mfa/enable')
+        .set('X-CSRF-Token', thief.csrf)
+        .set('User-Agent', 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0')
+        .send(body);
+
+    const missing = await enable({ code }).expect(400);
+    assert.match(missing.body.error.message, /current password/);
+    const wrong = await enable({ code, password: 'a-guessed-password-1' }).expect(401);
+    assert.equal(wrong.body.error.message, 'The password is incorrect.');
+    // Nothing changed: MFA is off, the owner is still signed in; the refusal is in the trail.
+    const me = await owner.agent.get('/api/v1/me').expect(200);
+    assert.equal(me.body.user.mfaEnabled, false);
+    await login(t, owner.email).expect(200);
+    const { rows } = await t.db.pool.query(
+      `SELECT outcome, outcome_code FROM control.audit_inbox
+        WHERE action = 'mfa.enable' AND resource_id = $1 ORDER BY id`,
+      [owner.user.id],
+    );
+    assert.deepEqual(rows, [{ outcome: 'failure', outcome_code: 'wrong_password' }]);
+
+    // With the password it turns on; the owner's next sign-in says when, from where.
+    const on = await enable({ code, password: owner.password }).expect(200);
+    handedOut.push(...on.body.recoveryCodes);
+    const next = await login(t, owner.email, await totp(setup.body.secret, 1)).expect(200);
+    assert.equal(next.body.notices.length, 1);
+    const [notice] = next.body.notices;
+    assert.equal(notice.kind, 'mfa.enable');
+    assert.equal(notice.device, 'Firefox on Linux');
+    assert.ok(notice.ip);
+    assert.ok(Math.abs(Date.now() - Date.parse(notice.at)) < 60_000, notice.at);
+    // Told once.
+    const later = await login(t, owner.email, on.body.recoveryCodes[0]).expect(200);
+    assert.deepEqual(later.body.notices, []);
   });
 
   test('turning MFA off needs the password and a current code; after it, sign-in needs no code', async () => {
@@ -234,7 +285,7 @@ describe('MFA', () => {
     const enable = await person.agent
       .post('/api/v1/mfa/enable')
       .set('X-CSRF-Token', person.csrf)
-      .send({ code: await totp(setup.body.secret) })
+      .send({ password: person.password, code: await totp(setup.body.secret) })
       .expect(200);
     const newCookie = sessionCookie(enable);
     assert.ok(newCookie, 'a new session cookie is set');
@@ -249,7 +300,7 @@ describe('MFA', () => {
     await person.agent
       .post('/api/v1/mfa/recovery-codes')
       .set('X-CSRF-Token', person.csrf)
-      .send({ code: await totp(setup.body.secret, 1) })
+      .send({ password: person.password, code: await totp(setup.body.secret, 1) })
       .expect(403);
   });
 
@@ -286,7 +337,7 @@ describe('MFA', () => {
     const enable = await agent
       .post('/api/v1/mfa/enable')
       .set('X-CSRF-Token', csrf)
-      .send({ code: await totp(setup.body.secret) })
+      .send({ password: GOOD_PASSWORD, code: await totp(setup.body.secret) })
       .expect(200);
     csrf = enable.body.csrfToken;
 

@@ -186,7 +186,9 @@ describe('sign-in page', () => {
 
     const ok = await submit(agent, '/login/mfa', '/login/mfa', { code: recoveryCodes[0] as string });
     assert.equal(ok.status, 303, ok.text);
-    await agent.get('/account').expect(200);
+    // The first page after signing in tells of the change made since the last sign-in.
+    const home = await agent.get('/account').expect(200);
+    assert.match(home.text, /Two-step sign-in was turned on for your account on [^<]+ UTC from [^<]+/);
 
     // Five wrong codes and the password must be typed again.
     const guesser = browser();
@@ -361,6 +363,56 @@ describe('API tokens on the account page', () => {
   });
 });
 
+describe('API tokens and signing out everywhere', () => {
+  test('the page says beforehand that a password change and "sign out everywhere" end the tokens, and they do', async () => {
+    const { agent, password } = await registerByForm();
+    const newToken = async (name: string) => {
+      const page = await agent.get('/account').expect(200);
+      const created = await agent
+        .post('/account/tokens')
+        .type('form')
+        .send({ _csrf: csrfOf(page.text), name, scope: 'write' })
+        .expect(200);
+      const secret = /<code class="secret" id="new-token">(enc_[A-Za-z0-9_-]{43})<\/code>/.exec(
+        created.text,
+      )?.[1];
+      assert.ok(secret, 'the secret is on the page');
+      return secret;
+    };
+    const works = (secret: string, status: number) =>
+      request(server.url).get('/api/v1/notes').set('Authorization', `Bearer ${secret}`).expect(status);
+
+    const first = await newToken('first');
+    await works(first, 200);
+    const page = await agent.get('/account').expect(200);
+    // Next to the sign-out button and the password form, before either is used.
+    assert.equal(page.text.match(/This also ends your API tokens; you can create new ones\./g)?.length, 2);
+    // Offered even when this is the only session: there are tokens to end.
+    assert.match(page.text, /This is your only session\./);
+    assert.match(page.text, /aria-describedby="revoke-all-hint">Sign out everywhere else<\/button>/);
+    await agent
+      .post('/account/sessions/revoke-all')
+      .type('form')
+      .send({ _csrf: csrfOf(page.text) })
+      .expect(303);
+    await works(first, 401);
+    assert.match((await agent.get('/account').expect(200)).text, /Ended 1 API token; create new ones/);
+
+    const second = await newToken('second');
+    await works(second, 200);
+    const next = 'ember-willow-canyon-31';
+    const changed = await submit(agent, '/account', '/account/password', {
+      currentPassword: password,
+      newPassword: next,
+      confirmPassword: next,
+    });
+    assert.equal(changed.status, 303, changed.text);
+    await works(second, 401);
+    const after = await agent.get('/account').expect(200);
+    assert.match(after.text, /Your password has been changed\. .* Ended 1 API token; create new ones/);
+  });
+});
+
 describe('pages and the strict CSP', () => {
   test('every page carries the strict CSP and no inline script, style or event handler', async () => {
     const { agent } = await registerByForm();
@@ -442,7 +494,10 @@ function cookieOf(res: request.Response): string | undefined {
 }
 
 /** Turns MFA on through the pages, as a person would; returns the key and the recovery codes. */
-async function enableMfaByPages(agent: request.Agent): Promise<{ secret: string; recoveryCodes: string[] }> {
+async function enableMfaByPages(
+  agent: request.Agent,
+  password = GOOD_PASSWORD,
+): Promise<{ secret: string; recoveryCodes: string[] }> {
   const intro = await agent.get('/account/mfa').expect(200);
   const setup = await agent
     .post('/account/mfa/setup')
@@ -456,10 +511,24 @@ async function enableMfaByPages(agent: request.Agent): Promise<{ secret: string;
   assert.ok(secret.length >= 16, 'the key is shown for typing');
   assertNoInlineCode(setup.text, 'mfa setup');
 
+  // The password too: a session alone must not be enough to take the account over.
+  const noPassword = await agent
+    .post('/account/mfa/enable')
+    .type('form')
+    .send({ _csrf: csrfOf(setup.text), code: await generate({ secret }) });
+  assert.equal(noPassword.status, 400);
+  assert.match(noPassword.text, /Enter your current password to confirm this change\./);
+  const wrongPassword = await agent
+    .post('/account/mfa/enable')
+    .type('form')
+    .send({ _csrf: csrfOf(noPassword.text), password: 'not-the-password-at-all', code: '123456' });
+  assert.equal(wrongPassword.status, 401);
+  assert.match(wrongPassword.text, /The password is incorrect\./);
+
   const wrong = await agent
     .post('/account/mfa/enable')
     .type('form')
-    .send({ _csrf: csrfOf(setup.text), code: '12345' });
+    .send({ _csrf: csrfOf(wrongPassword.text), password, code: '12345' });
   assert.equal(wrong.status, 400);
   assert.match(wrong.text, /Enter the 6-digit code/);
   assert.doesNotMatch(wrong.text, /<svg/, 'the key is not shown a second time');
@@ -468,7 +537,7 @@ async function enableMfaByPages(agent: request.Agent): Promise<{ secret: string;
   const done = await agent
     .post('/account/mfa/enable')
     .type('form')
-    .send({ _csrf: csrfOf(wrong.text), code })
+    .send({ _csrf: csrfOf(wrong.text), password, code })
     .expect(200);
   assert.match(done.headers['cache-control'] ?? '', /no-store/);
   const recoveryCodes = [...done.text.matchAll(/<li><code>([a-z0-9-]+)<\/code><\/li>/g)].map(
