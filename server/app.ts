@@ -8,7 +8,7 @@ import { errorHandler, notFound } from './http-errors.ts';
 import type { Logger } from './logger.ts';
 import { requestId } from './request-id.ts';
 import { requestLog } from './request-log.ts';
-import { securityHeaders } from './security-headers.ts';
+import { noStore, securityHeaders } from './security-headers.ts';
 
 export interface AppDeps {
   log: Logger;
@@ -31,6 +31,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', deps.trustProxy ?? false);
   app.use(securityHeaders());
+  app.use(noStore());
   app.use(requestId());
   app.use(requestLog(deps.log));
   app.use(healthRouter(deps.checks, deps.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS, deps.log));

@@ -28,3 +28,17 @@ export function securityHeaders(): RequestHandler {
     xFrameOptions: { action: 'deny' },
   });
 }
+
+/**
+ * `Cache-Control: no-store` on every answer unless its route says otherwise
+ * (only the content-hashed assets do, in views.ts): pages and API answers
+ * carry personal data, CSRF tokens and one-time secrets, which no browser
+ * cache or shared proxy may keep. Set up front, so even an error or a 404
+ * cannot forget it.
+ */
+export function noStore(): RequestHandler {
+  return (_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  };
+}
