@@ -11,6 +11,8 @@ export const NoteSchema = defineEntity({
     title: p.text(),
     body: p.text().default(''),
     tags: p.array().default([]),
+    /** The body rendered when it was written (server/workspace/markdown.ts renderNote); NULL before migration 0003. */
+    html: p.text().nullable(),
     version: p.integer().version(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p

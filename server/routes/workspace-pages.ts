@@ -12,6 +12,7 @@ import { Router } from 'express';
 import { workspaceOf } from '../auth/guards.ts';
 import { listNotes, searchNotes } from '../workspace/notes.ts';
 import { readReference } from '../workspace/reference.ts';
+import { storageUsage } from '../workspace/storage.ts';
 import { listTasks } from '../workspace/tasks.ts';
 import { NoteListQuery, parse, SearchQuery, TaskListQuery } from '../workspace/validation.ts';
 import type { RouteDeps } from './deps.ts';
@@ -24,6 +25,7 @@ import {
   renderWorkspace,
   workspacePageGuard,
 } from './workspace-page-context.ts';
+import { storageQuota } from './workspace-quota.ts';
 import { taskItem, taskPages } from './workspace-task-pages.ts';
 import { chipsOf, paletteCss, plainPreview, timeOf, todayIso } from './workspace-view.ts';
 
@@ -33,7 +35,8 @@ const RESULTS_PER_PAGE = 20;
 
 export function workspacePages(deps: RouteDeps): Router {
   const router = Router();
-  router.use('/workspace', ...workspacePageGuard(deps.tenants));
+  // Form posts run with the workspace's storage quota in force (the form comes back with a 413).
+  router.use('/workspace', ...workspacePageGuard(deps.tenants), storageQuota(deps.tenantQuotaBytes));
 
   router.get('/workspace', async (req, res) => {
     const notesQuery = parse(NoteListQuery, { limit: String(HOME_NOTES) }, 'query');
@@ -45,6 +48,7 @@ export function workspacePages(deps: RouteDeps): Router {
       notes: await listNotes(uow, notesQuery),
       doing: await listTasks(uow, taskQuery('doing')),
       open: await listTasks(uow, taskQuery('open')),
+      storage: await storageUsage(uow, deps.tenantQuotaBytes),
     }));
     const { shared } = data;
     const today = todayIso();
@@ -57,6 +61,7 @@ export function workspacePages(deps: RouteDeps): Router {
       notes: data.notes.notes.map((n) => noteItem(n, shared.paletteNames)),
       tasks,
       templates: shared.templates,
+      storage: data.storage,
     });
   });
 
@@ -74,10 +79,14 @@ export function workspacePages(deps: RouteDeps): Router {
       }
     }
     const sq = query;
-    const { shared, found } = await workspaceOf(req)(async (uow) => ({
-      shared: await loadShared(uow),
-      found: sq ? await searchNotes(uow, sq) : null,
-    }));
+    const read = () =>
+      workspaceOf(req)(async (uow) => ({
+        shared: await loadShared(uow),
+        found: sq ? await searchNotes(uow, sq) : null,
+      }));
+    // As in the API: at most TENANT_MAX_SEARCHES searches of one workspace at once (429 beyond).
+    const tenantId = (req.user as Express.User).tenantId as string;
+    const { shared, found } = sq ? await deps.slots.hold(tenantId, 'search', read) : await read();
     const results = found?.results.map((r) => {
       const updated = timeOf(r.updatedAt);
       return {

@@ -12,6 +12,10 @@
 // Views and their types are in views.ts; tasks in tasks.ts; reference data in
 // reference.ts.
 //
+// A note's HTML is rendered once, when its body is written (markdown.ts
+// renderNote, at a bounded cost), and stored with it: reading a note never
+// runs the Markdown renderer.
+//
 // Edits never overwrite silently: the row is locked (SELECT ... FOR UPDATE),
 // its version compared with the one the edit was based on, and a stale edit
 // refused with VersionConflictError carrying the current note. Every change
@@ -22,6 +26,7 @@ import { NoteSchema } from '../../tenancy/workspace-entities.ts';
 import { VersionConflictError } from '../errors.ts';
 import type { Actor } from './actor.ts';
 import { recordChange } from './audit.ts';
+import { renderNote } from './markdown.ts';
 import { decodeCursor, type KeysetSort, page } from './pagination.ts';
 import type { NoteCreate, NoteListQuery, NoteSort, NoteUpdate, SearchQuery } from './validation.ts';
 import { notFound } from './validation.ts';
@@ -80,14 +85,34 @@ export async function searchNotes(
   return { results: shown.rows.map(searchHit), nextCursor: shown.nextCursor };
 }
 
+/** A note as stored: its HTML was rendered when it was written (never here, but once for a note older than that). */
 export async function getNote(uow: UnitOfWork, id: number): Promise<NoteView> {
   const note = await uow.em.findOne(NoteSchema, id, { disableIdentityMap: true });
   if (!note) throw notFound('note');
+  if (note.html === null || note.html === undefined) note.html = await storeMissingHtml(uow, note);
   return noteView(note);
 }
 
+/**
+ * A note written before HTML was stored (migration 0003 cannot render
+ * Markdown in SQL) is rendered on its first read and the HTML kept. This is
+ * not a change of the note: its version and updated_at stay, and an edit that
+ * committed meanwhile (another version) is left alone.
+ */
+async function storeMissingHtml(uow: UnitOfWork, note: Note): Promise<string> {
+  const { html } = renderNote(note.body);
+  const stmt = sql.storeMissingHtml(Number(note.id), note.version, html);
+  await uow.query(stmt.text, stmt.values);
+  return html;
+}
+
 export async function createNote(uow: UnitOfWork, input: NoteCreate, by: Actor): Promise<NoteView> {
-  const note = uow.em.create(NoteSchema, { title: input.title, body: input.body, tags: input.tags });
+  const note = uow.em.create(NoteSchema, {
+    title: input.title,
+    body: input.body,
+    tags: input.tags,
+    html: renderNote(input.body).html,
+  });
   await uow.em.flush();
   const view = noteView(note);
   recordChange(uow, by, 'note.create', { type: 'note', id: view.id }, {}, snapshot(note), NOTE_FIELDS);
@@ -100,10 +125,15 @@ export async function updateNote(
   input: NoteUpdate,
   by: Actor,
 ): Promise<NoteView> {
+  // Rendered before the row is locked: a long body must not hold the lock while it renders.
+  const html = input.body === undefined ? undefined : renderNote(input.body).html;
   const note = await lockedNote(uow, id, input.version);
   const before = snapshot(note);
   if (input.title !== undefined) note.title = input.title;
-  if (input.body !== undefined) note.body = input.body;
+  if (input.body !== undefined && html !== undefined && input.body !== note.body) {
+    note.body = input.body;
+    note.html = html;
+  }
   if (input.tags !== undefined) note.tags = input.tags;
   // MikroORM writes only changed columns, bumps `version` and `updatedAt`, and
   // checks the version in its UPDATE's WHERE as well. An edit that changes

@@ -37,13 +37,52 @@ const CAST: Record<KeyType, string> = {
   number: 'float8',
 };
 
-// Canonical text forms, independent of the session's DateStyle and TimeZone.
+// Canonical text forms, independent of the session's DateStyle and TimeZone,
+// and values PostgreSQL accepts: a tampered cursor must be a 400 here, never
+// reach the database as `2026-13-45` or `1e400` and come back as a 500.
+const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{6}Z$/;
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const NUMBER = /^-?\d{1,20}(\.\d{1,20})?(e[-+]?\d{1,3})?$/i;
+
+/** A day that exists in the calendar (no 2026-02-30), years 1 to 9999. */
+function isCalendarDay(year: number, month: number, day: number): boolean {
+  if (year < 1 || month < 1 || month > 12 || day < 1) return false;
+  const d = new Date(0);
+  d.setUTCFullYear(year, month - 1, day);
+  return d.getUTCFullYear() === year && d.getUTCMonth() === month - 1 && d.getUTCDate() === day;
+}
+
+// float8 refuses what overflows or underflows it ("out of range"): keep well
+// inside, and a text that reads as 0 must be a zero, not 1e-400 rounded to it.
+const ZERO = /^-?0+(\.0+)?(e[-+]?\d+)?$/i;
+const isSafeFloat = (text: string) => {
+  const n = Number(text);
+  if (n === 0) return ZERO.test(text);
+  return Number.isFinite(n) && Math.abs(n) >= 1e-300 && Math.abs(n) <= 1e300;
+};
+
 const KEY_FORMAT: Record<KeyType, (key: string) => boolean> = {
-  timestamp: (k) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(k),
-  date: (k) => /^\d{4}-\d{2}-\d{2}$/.test(k),
-  // A title: at most 500 characters, and PostgreSQL text never holds NUL.
-  text: (k) => k.length <= 600 && !k.includes('\u0000'),
-  number: (k) => /^-?\d+(\.\d+)?(e[-+]?\d+)?$/i.test(k),
+  timestamp: (k) => {
+    const m = TIMESTAMP.exec(k);
+    if (!m) return false;
+    const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    return isCalendarDay(y, mo, d) && h <= 23 && mi <= 59 && s <= 59;
+  },
+  date: (k) => {
+    const m = DATE.exec(k);
+    return m !== null && isCalendarDay(Number(m[1]), Number(m[2]), Number(m[3]));
+  },
+  // A title: at most 500 characters; PostgreSQL text never holds NUL, and
+  // UTF-8 cannot carry a lone surrogate.
+  text: (k) => k.length <= 600 && !k.includes('\u0000') && k.isWellFormed(),
+  number: (k) => NUMBER.test(k) && isSafeFloat(k),
 };
 
 /** The SQL that reads a sort key as the text a cursor carries. */

@@ -22,6 +22,11 @@ export const LIMITS = {
 // PostgreSQL text cannot hold U+0000: refuse it here, as a 400, not a 500 from the database.
 const noNul = (s: string) => !s.includes('\u0000');
 const NUL_MESSAGE = 'must not contain the NUL character';
+// JSON can carry half of a UTF-16 surrogate pair alone (`"\ud800"`), which is
+// no character at all: UTF-8 cannot encode it and PostgreSQL's jsonb (the audit
+// trail) refuses it. Refused here, as a 400, before anything is written.
+const wellFormed = (s: string) => s.isWellFormed();
+export const INVALID_CHARACTERS_MESSAGE = 'contains invalid characters (a lone UTF-16 surrogate)';
 
 export const TAG_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
 
@@ -30,9 +35,14 @@ const title = z
   .trim()
   .min(1, 'a title is required')
   .max(LIMITS.title, `at most ${LIMITS.title} characters`)
-  .refine(noNul, NUL_MESSAGE);
+  .refine(noNul, NUL_MESSAGE)
+  .refine(wellFormed, INVALID_CHARACTERS_MESSAGE);
 
-const body = z.string().max(LIMITS.body, `at most ${LIMITS.body} characters`).refine(noNul, NUL_MESSAGE);
+const body = z
+  .string()
+  .max(LIMITS.body, `at most ${LIMITS.body} characters`)
+  .refine(noNul, NUL_MESSAGE)
+  .refine(wellFormed, INVALID_CHARACTERS_MESSAGE);
 
 const tag = z
   .string()
@@ -141,7 +151,8 @@ export const SearchQuery = z.strictObject({
     .trim()
     .min(1, 'type something to search for')
     .max(LIMITS.query, `at most ${LIMITS.query} characters`)
-    .refine(noNul, NUL_MESSAGE),
+    .refine(noNul, NUL_MESSAGE)
+    .refine(wellFormed, INVALID_CHARACTERS_MESSAGE),
   cursor: cursor.optional(),
   limit: pageSize.default(20),
 });

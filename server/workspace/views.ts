@@ -2,7 +2,7 @@
 // numbers for ids, ISO strings for times, no entity objects, never the
 // `search` tsvector.
 import type { NoteSchema, TaskSchema } from '../../tenancy/workspace-entities.ts';
-import { excerpt, renderMarkdown } from './markdown.ts';
+import { excerpt, renderNote } from './markdown.ts';
 import type { TaskStatus } from './validation.ts';
 import { MARK_END, MARK_START, type NoteSummaryRow, type SearchRow, type TaskRow } from './workspace-sql.ts';
 
@@ -14,7 +14,7 @@ export interface NoteView {
   title: string;
   /** The Markdown as typed. */
   body: string;
-  /** The body rendered to safe HTML (see markdown.ts): insert it unescaped. */
+  /** The body rendered to safe HTML when it was written (markdown.ts renderNote): insert it unescaped. */
   html: string;
   tags: string[];
   version: number;
@@ -58,12 +58,18 @@ export interface SearchHit {
 
 const isoOf = (d: Date | string) => (d instanceof Date ? d.toISOString() : new Date(d).toISOString());
 
+/**
+ * The stored HTML, never rendered here; a note written before migration 0003
+ * has none until its first read stores it (notes.ts getNote), and is rendered
+ * on the spot only when shown before that (e.g. as the current version in a
+ * conflict).
+ */
 export function noteView(n: Note): NoteView {
   return {
     id: Number(n.id),
     title: n.title,
     body: n.body,
-    html: renderMarkdown(n.body),
+    html: n.html ?? renderNote(n.body).html,
     tags: [...n.tags],
     version: n.version,
     createdAt: isoOf(n.createdAt),

@@ -171,6 +171,12 @@ export const unlinkTasksOfNote = (noteId: number): Statement => ({
   values: [noteId],
 });
 
+/** Stores the HTML of a note that has none yet (written before migration 0003), if it is still that version. */
+export const storeMissingHtml = (noteId: number, version: number, html: string): Statement => ({
+  text: 'UPDATE notes SET html = ? WHERE id = ? AND version = ? AND html IS NULL',
+  values: [html, noteId, version],
+});
+
 /** Locks the note against deletion until the transaction ends (a task is being linked to it). */
 export const lockNoteForLink = (noteId: number): Statement => ({
   text: 'SELECT id FROM notes WHERE id = ? FOR KEY SHARE',

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { setLegalHold } from '../../tenancy/lifecycle.ts';
+import { latestVersion, loadTenantMigrations } from '../../tenancy/templates.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 let db: TestDatabase;
@@ -54,7 +55,7 @@ describe('enclave CLI', () => {
     assert.equal(tenant.schema, `t_${tenant.id}`);
     assert.equal(tenant.role, `t_${tenant.id}`);
     assert.equal(tenant.state, 'active');
-    assert.equal(tenant.version, 2);
+    assert.equal(tenant.version, latestVersion(loadTenantMigrations()));
 
     const listed = enclave(['tenants', 'list', '--json']);
     assert.equal(listed.code, 0, listed.stderr);

@@ -24,7 +24,12 @@ const textRules: Array<[string, RegExp]> = [
   ['no integer identity (keys are bigint)', /\b(?:int|integer|int4|smallint)\s+(?:NOT NULL\s+)?GENERATED\b/i],
   ['no REFERENCES outside the tenant schema', /REFERENCES\s+(?!\{\{schema\}\}\.)/i],
   ['no other schema named (control, public)', /\b(?:control|public)\s*\./i],
-  ['no search_path or role changes', /\bSET\s+(?:LOCAL\s+)?(?:search_path|ROLE|SESSION)\b/i],
+  // A statement of its own; a function's `SET search_path = ...` clause only applies inside that function.
+  ['no search_path or role changes', /(?:^|;)\s*SET\s+(?:LOCAL\s+)?(?:search_path|ROLE|SESSION)\b/i],
+  [
+    'a SECURITY DEFINER function pins its search_path',
+    /SECURITY\s+DEFINER(?![^;$]*SET\s+search_path\s*=\s*pg_catalog\s*,\s*pg_temp\b)/i,
+  ],
   ['no CREATE SCHEMA, no CREATE/ALTER ROLE', /\bCREATE\s+SCHEMA\b|\b(?:CREATE|ALTER|DROP)\s+ROLE\b/i],
   ['no grants to PUBLIC', /\bTO\s+PUBLIC\b/i],
 ];
@@ -36,11 +41,12 @@ describe('tenant migrations stay Citus-ready', () => {
         assert.doesNotMatch(code(m.template), pattern);
       });
     }
-    test(`${m.name}: every table is qualified with {{schema}}`, () => {
+    test(`${m.name}: every table and function is qualified with {{schema}}`, () => {
       for (const [, target] of code(m.template).matchAll(
-        /\b(?:TABLE|ON|INTO|UPDATE|FROM)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?([^\s(;]+)/gi,
+        /\b(?:TABLE|ON|INTO|UPDATE|FROM|FUNCTION)\s+(?:FUNCTION\s+)?(?:IF\s+(?:NOT\s+)?EXISTS\s+)?([^\s(;]+)/gi,
       )) {
-        if (/^(?:USING|ONLY|CONFLICT|DELETE|UPDATE)$/i.test(target ?? '')) continue;
+        // ON CONFLICT, ON DELETE/UPDATE (foreign keys), UPDATE OR ... (trigger events), REVOKE ... FROM PUBLIC.
+        if (/^(?:USING|ONLY|CONFLICT|DELETE|UPDATE|OR|PUBLIC)$/i.test(target ?? '')) continue;
         assert.match(target ?? '', /^\{\{schema\}\}\./, `unqualified name ${target}`);
       }
     });

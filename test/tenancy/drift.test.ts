@@ -220,7 +220,7 @@ describe('detectDrift', () => {
   test('a tenant ahead of the known migrations is refused, not compared with a guess', async () => {
     await assert.rejects(
       detectDrift(db.pool, migrations.slice(0, 1)),
-      /at schema version 2 but migrations only go to 1/,
+      new RegExp(`at schema version ${migrations.length} but migrations only go to 1`),
     );
   });
 

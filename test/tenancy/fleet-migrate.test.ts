@@ -13,20 +13,18 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { migrationsDirWith } from '../helpers/migrations.ts';
 
 const shipped = loadTenantMigrations();
-const v3 = loadTenantMigrations(
-  migrationsDirWith({
-    '0003_archive_flag.sql':
-      'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n',
-  }),
-);
-const v4Dir = migrationsDirWith({
-  '0003_archive_flag.sql':
-    'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n',
+const ARCHIVE_FLAG = 'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n';
+const PINNED = 'ALTER TABLE {{schema}}.notes ADD COLUMN pinned boolean NOT NULL DEFAULT false;\n';
+const oneMore = migrationsDirWith({ archive_flag: ARCHIVE_FLAG });
+const plusOne = loadTenantMigrations(oneMore.dir);
+const twoMore = migrationsDirWith({
+  archive_flag: ARCHIVE_FLAG,
   // Slow on purpose, so that a kill lands in the middle of the run.
-  '0004_pinned.sql':
-    'SELECT pg_sleep(0.02);\nALTER TABLE {{schema}}.notes ADD COLUMN pinned boolean NOT NULL DEFAULT false;\n',
+  pinned: `SELECT pg_sleep(0.02);\n${PINNED}`,
 });
-const v4 = loadTenantMigrations(v4Dir);
+const plusTwo = loadTenantMigrations(twoMore.dir);
+/** The shipped version, and the versions the extra migrations bring. */
+const V = { shipped: oneMore.shipped, plusOne: oneMore.latest, plusTwo: twoMore.latest };
 
 const FLEET = 200;
 
@@ -73,7 +71,7 @@ describe('migrateFleet over 200 tenants', () => {
     // Make exactly one tenant fail: the column the migration adds is already there, with another type.
     await db.pool.query(`ALTER TABLE ${ident(broken.schema_name)}.notes ADD COLUMN archived integer`);
     const progress: number[] = [];
-    const summary = await migrateFleet(db.pool, v3, {
+    const summary = await migrateFleet(db.pool, plusOne, {
       concurrency: 8,
       onProgress: (p) => progress.push(p.done),
     });
@@ -82,24 +80,24 @@ describe('migrateFleet over 200 tenants', () => {
     assert.equal(progress.length, FLEET);
     const failure = summary.outcomes.find((o) => o.status === 'failed');
     assert.equal(failure?.tenantId, broken.id);
-    assert.equal(failure?.migration, '0003_archive_flag');
+    assert.equal(failure?.migration, oneMore.names.archive_flag);
     assert.match(failure?.error ?? '', /already exists/);
     assert.deepEqual(
       await versions(db),
       new Map([
-        [3, FLEET - 1],
-        [2, 1],
+        [V.plusOne, FLEET - 1],
+        [V.shipped, 1],
       ]),
     );
 
     const ledger = await db.pool.query(
-      'SELECT outcome, error FROM control.tenant_migrations WHERE tenant_id = $1 AND version = 3',
-      [broken.id],
+      'SELECT outcome, error FROM control.tenant_migrations WHERE tenant_id = $1 AND version = $2',
+      [broken.id, V.plusOne],
     );
     assert.equal(ledger.rows.length, 1);
     assert.equal(ledger.rows[0].outcome, 'failed');
 
-    // Still serving at version 2 through the normal unit of work.
+    // Still serving at the shipped version through the normal unit of work.
     const { orm, pool } = await createOrm(db.url, 2);
     try {
       const ctx = new TenantContext(orm, pool, { cacheMs: 0 });
@@ -115,11 +113,11 @@ describe('migrateFleet over 200 tenants', () => {
 
   test('a rerun after the fix finishes the failed tenant and touches no other', async () => {
     await db.pool.query(`ALTER TABLE ${ident(broken.schema_name)}.notes DROP COLUMN archived`);
-    const summary = await migrateFleet(db.pool, v3, { concurrency: 8 });
+    const summary = await migrateFleet(db.pool, plusOne, { concurrency: 8 });
     assert.equal(summary.pending, 1);
     assert.equal(summary.migrated, 1);
     assert.equal(summary.skipped, FLEET - 1);
-    assert.deepEqual(await versions(db), new Map([[3, FLEET]]));
+    assert.deepEqual(await versions(db), new Map([[V.plusOne, FLEET]]));
     assert.equal(await duplicateLedgerRows(db), 0);
   });
 
@@ -128,7 +126,7 @@ describe('migrateFleet over 200 tenants', () => {
       process.execPath,
       ['bin/enclave.ts', 'tenants', 'migrate', '--concurrency', '4', '--json'],
       {
-        env: { ...process.env, DATABASE_URL: db.url, TENANT_MIGRATIONS_DIR: v4Dir },
+        env: { ...process.env, DATABASE_URL: db.url, TENANT_MIGRATIONS_DIR: twoMore.dir },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -138,21 +136,28 @@ describe('migrateFleet over 200 tenants', () => {
     let done = 0;
     for (let i = 0; i < 600 && done < 30; i++) {
       await sleep(20);
-      done = (await db.pool.query('SELECT count(*)::int AS n FROM control.tenants WHERE schema_version = 4'))
-        .rows[0].n;
+      done = (
+        await db.pool.query('SELECT count(*)::int AS n FROM control.tenants WHERE schema_version = $1', [
+          V.plusTwo,
+        ])
+      ).rows[0].n;
     }
     child.kill('SIGKILL');
     assert.equal(await exited, -1);
     const partial = await versions(db);
-    assert.ok((partial.get(4) ?? 0) >= 30 && (partial.get(4) ?? 0) < FLEET, `killed midway: ${[...partial]}`);
+    assert.ok(
+      (partial.get(V.plusTwo) ?? 0) >= 30 && (partial.get(V.plusTwo) ?? 0) < FLEET,
+      `killed midway: ${[...partial]}`,
+    );
 
-    const summary = await migrateFleet(db.pool, v4, { concurrency: 8 });
+    const summary = await migrateFleet(db.pool, plusTwo, { concurrency: 8 });
     assert.equal(summary.failed, 0);
-    assert.equal(summary.migrated, FLEET - (partial.get(4) ?? 0));
-    assert.deepEqual(await versions(db), new Map([[4, FLEET]]));
+    assert.equal(summary.migrated, FLEET - (partial.get(V.plusTwo) ?? 0));
+    assert.deepEqual(await versions(db), new Map([[V.plusTwo, FLEET]]));
     assert.equal(await duplicateLedgerRows(db), 0);
     const applied = await db.pool.query(
-      "SELECT count(*)::int AS n FROM control.tenant_migrations WHERE version = 4 AND outcome = 'applied'",
+      "SELECT count(*)::int AS n FROM control.tenant_migrations WHERE version = $1 AND outcome = 'applied'",
+      [V.plusTwo],
     );
     assert.equal(applied.rows[0].n, FLEET);
   });
@@ -170,7 +175,7 @@ describe('migrateFleet control', () => {
 
   test('an aborted run stops taking tenants, says how many are left, and a rerun finishes them', async () => {
     const abort = new AbortController();
-    const first = await migrateFleet(db.pool, v3, {
+    const first = await migrateFleet(db.pool, plusOne, {
       concurrency: 2,
       signal: abort.signal,
       onProgress: (p) => {
@@ -179,41 +184,39 @@ describe('migrateFleet control', () => {
     });
     assert.equal(first.interrupted, true);
     assert.ok(first.notStarted > 0 && first.migrated >= 5, JSON.stringify({ ...first, outcomes: [] }));
-    const second = await migrateFleet(db.pool, v3, { concurrency: 2 });
+    const second = await migrateFleet(db.pool, plusOne, { concurrency: 2 });
     assert.equal(second.migrated, first.notStarted);
-    assert.deepEqual(await versions(db), new Map([[3, 24]]));
+    assert.deepEqual(await versions(db), new Map([[V.plusOne, 24]]));
   });
 
   test('two rollouts racing each other migrate every tenant exactly once', async () => {
     const [a, b] = await Promise.all([
-      migrateFleet(db.pool, v4, { concurrency: 3 }),
-      migrateFleet(db.pool, v4, { concurrency: 3 }),
+      migrateFleet(db.pool, plusTwo, { concurrency: 3 }),
+      migrateFleet(db.pool, plusTwo, { concurrency: 3 }),
     ]);
     assert.equal(a.migrated + b.migrated, 24);
     assert.equal(a.failed + b.failed, 0);
     assert.equal(await duplicateLedgerRows(db), 0);
-    assert.deepEqual(await versions(db), new Map([[4, 24]]));
+    assert.deepEqual(await versions(db), new Map([[V.plusTwo, 24]]));
   });
 
   test('a chosen list of tenants migrates only those, sequentially with concurrency 1', async () => {
-    const v5 = loadTenantMigrations(
-      migrationsDirWith({
-        '0003_archive_flag.sql':
-          'ALTER TABLE {{schema}}.notes ADD COLUMN archived boolean NOT NULL DEFAULT false;\n',
-        '0004_pinned.sql': 'ALTER TABLE {{schema}}.notes ADD COLUMN pinned boolean NOT NULL DEFAULT false;\n',
-        '0005_color.sql': "ALTER TABLE {{schema}}.notes ADD COLUMN color text NOT NULL DEFAULT 'none';\n",
-      }),
-    );
+    const threeMore = migrationsDirWith({
+      archive_flag: ARCHIVE_FLAG,
+      pinned: PINNED,
+      color: "ALTER TABLE {{schema}}.notes ADD COLUMN color text NOT NULL DEFAULT 'none';\n",
+    });
+    const plusThree = loadTenantMigrations(threeMore.dir);
     const { rows } = await db.pool.query('SELECT id FROM control.tenants ORDER BY id LIMIT 3');
     const ids = rows.map((r) => r.id);
-    const summary = await migrateFleet(db.pool, v5, { concurrency: 1, tenantIds: ids });
+    const summary = await migrateFleet(db.pool, plusThree, { concurrency: 1, tenantIds: ids });
     assert.deepEqual(summary.outcomes.map((o) => o.tenantId).sort(), [...ids].sort());
     assert.equal(summary.migrated, 3);
     assert.deepEqual(
       await versions(db),
       new Map([
-        [5, 3],
-        [4, 21],
+        [threeMore.latest, 3],
+        [V.plusTwo, 21],
       ]),
     );
   });

@@ -79,8 +79,8 @@ describe('least privilege: a CREATEROLE owner, not a superuser', () => {
     );
     const v3 = loadTenantMigrations(
       migrationsDirWith({
-        '0003_flag.sql': 'ALTER TABLE {{schema}}.notes ADD COLUMN flag boolean NOT NULL DEFAULT false;\n',
-      }),
+        flag: 'ALTER TABLE {{schema}}.notes ADD COLUMN flag boolean NOT NULL DEFAULT false;\n',
+      }).dir,
     );
     const summary = await migrateFleet(pool, v3, { concurrency: 2 });
     assert.equal(summary.migrated, 2);

@@ -52,7 +52,7 @@ describe('provisionTenant', () => {
     );
     assert.deepEqual(
       tables.rows.map((r) => r.table_name),
-      ['notes', 'tasks'],
+      ['notes', 'storage_usage', 'tasks'],
     );
     const ledger = await db.pool.query(
       "SELECT migration FROM control.tenant_migrations WHERE tenant_id = $1 AND outcome = 'applied' ORDER BY version",

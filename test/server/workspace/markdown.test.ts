@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { excerpt, isSafeLink, renderMarkdown } from '../../../server/workspace/markdown.ts';
+import {
+  excerpt,
+  isSafeLink,
+  NOTE_RENDER_LIMITS,
+  renderMarkdown,
+  renderNote,
+  syntaxWeight,
+} from '../../../server/workspace/markdown.ts';
 
 describe('renderMarkdown', () => {
   test('renders ordinary Markdown', () => {
@@ -79,5 +86,84 @@ describe('renderMarkdown', () => {
     const long = excerpt('word '.repeat(100), 20);
     assert.ok(long.length <= 20);
     assert.ok(long.endsWith('…'));
+  });
+});
+
+describe('renderNote: what is stored for a note body, at a bounded cost', () => {
+  const plain = /^<p class="hint">This note is shown as plain text: [^<]+\.<\/p>\n<pre class="plain-text">/;
+
+  test('ordinary Markdown is rendered exactly as renderMarkdown does', () => {
+    for (const source of [
+      '',
+      '# Title\n\n*a* **b** `c`',
+      '- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |',
+      'see https://example.com',
+    ]) {
+      assert.deepEqual(renderNote(source), { html: renderMarkdown(source), rendering: 'markdown' });
+    }
+  });
+
+  test('a long, richly formatted document stays Markdown', () => {
+    const section = (i: number) =>
+      `## Section ${i}\n\nSome prose with *emphasis*, **strong** words, \`code\` and [a link](https://example.com/${i}).\n\n- a list item\n- another one, longer than the first\n\n| key | value |\n|-----|-------|\n| a | ${i} |\n\n\`\`\`\nconst x = ${i};\n\`\`\`\n\n> A quote, and a sentence or two of ordinary text to read between the marks.\n\n`;
+    let doc = '';
+    for (let i = 0; doc.length < 95_000; i++) doc += section(i);
+    assert.ok(syntaxWeight(doc) <= NOTE_RENDER_LIMITS.syntaxWeight, String(syntaxWeight(doc)));
+    assert.equal(renderNote(doc).rendering, 'markdown');
+  });
+
+  // Each took 0.1 to 0.35 s to render at 79,000 to 100,000 characters (measured before the bound).
+  const pathological: Array<[string, string]> = [
+    [
+      'a 79,000-character table',
+      (() => {
+        let s = `|${'h|'.repeat(20)}\n|${'-|'.repeat(20)}\n`;
+        while (s.length < 79_000) s += `|${'x|'.repeat(20)}\n`;
+        return s;
+      })(),
+    ],
+    ['100,000 opening brackets', '['.repeat(100_000)],
+    ['emphasis marks', '*_'.repeat(50_000)],
+    ['image marks', '!['.repeat(50_000)],
+    ['one line each', 'a\n'.repeat(50_000)],
+    ['empty list items', '- \n'.repeat(33_000)],
+    ['autolinks', '<http://a.b>'.repeat(10_000)],
+  ];
+  for (const [name, source] of pathological) {
+    test(`${name}: stored as escaped plain text, with a line saying why`, () => {
+      const { html, rendering } = renderNote(source);
+      assert.equal(rendering, 'plain');
+      assert.match(html, plain);
+      assert.ok(html.includes(source.slice(0, 50).replace(/</g, '&lt;').replace(/>/g, '&gt;')));
+    });
+  }
+
+  test('a note whose HTML would be too large is stored as plain text too', () => {
+    const source = '<http://a.b>'.repeat(8_000); // under the syntax weight, but 70 bytes of HTML per 12 characters
+    assert.ok(syntaxWeight(source) <= NOTE_RENDER_LIMITS.syntaxWeight);
+    assert.ok(renderMarkdown(source).length > NOTE_RENDER_LIMITS.htmlChars);
+    const { html, rendering } = renderNote(source);
+    assert.equal(rendering, 'plain');
+    assert.match(
+      html,
+      /^<p class="hint">This note is shown as plain text: its formatted version would be too large\.<\/p>/,
+    );
+  });
+
+  test('plain text is escaped: no markup of the source survives', () => {
+    const source = `<script>alert(1)</script> & <img src=x onerror=y> ${'*'.repeat(30_000)}`;
+    const { html } = renderNote(source);
+    assert.match(html, /&lt;script&gt;alert\(1\)&lt;\/script&gt; &amp; &lt;img src=x onerror=y&gt;/);
+    assert.doesNotMatch(html, /<script|<img/);
+  });
+
+  test('many bare links: rendered without turning them into links; written links still are', () => {
+    const source = `[written](https://example.com/w)\n\n${'mailto:a@b.co '.repeat(2_000)}`;
+    const { html, rendering } = renderNote(source);
+    assert.equal(rendering, 'markdown-without-autolinks');
+    assert.match(html, /<a href="https:\/\/example.com\/w" rel="noopener noreferrer nofollow">written<\/a>/);
+    assert.doesNotMatch(html, /href="mailto:/);
+    assert.equal(renderNote('mail me: a@b.co').rendering, 'markdown', 'a few are still linked');
+    assert.match(renderNote('mail me: a@b.co').html, /href="mailto:a@b.co"/);
   });
 });

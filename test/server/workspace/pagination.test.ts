@@ -61,6 +61,68 @@ describe('keyset cursors', () => {
       assert.throws(() => decodeCursor(raw, updated), InvalidInputError, raw.slice(0, 40));
   });
 
+  test('values out of range are refused at decode, before they reach PostgreSQL (which answered 500)', () => {
+    const rank: KeysetSort = { name: 'rank', column: 'rank', type: 'number', direction: 'desc' };
+    const cursorOf = (sort: KeysetSort, key: unknown, id: unknown = 1) =>
+      Buffer.from(JSON.stringify([sort.name, key, id]), 'utf8').toString('base64url');
+    const bad: Array<[KeysetSort, unknown, unknown?]> = [
+      [rank, '1e400'],
+      [rank, '-1e400'],
+      [rank, '1e-400'],
+      [rank, '9'.repeat(400)],
+      [rank, 'NaN'],
+      [rank, 'Infinity'],
+      [updated, '2026-13-45T10:00:00.000000Z'],
+      [updated, '2026-02-30T10:00:00.000000Z'],
+      [updated, '2026-02-29T10:00:00.000000Z'],
+      [updated, '2026-00-10T10:00:00.000000Z'],
+      [updated, '2026-01-01T24:00:00.000000Z'],
+      [updated, '2026-01-01T23:60:00.000000Z'],
+      [updated, '2026-01-01T23:59:60.000000Z'],
+      [updated, '0000-01-01T00:00:00.000000Z'],
+      [due, '2026-02-30'],
+      [due, '2027-02-29'],
+      [due, '2026-13-01'],
+      [due, '2026-04-31'],
+      [title, '\ud800'],
+      [title, 'a\udc00b'],
+      [title, 'x'.repeat(601)],
+      [updated, '2026-11-22T17:12:22.123456Z', 2 ** 53],
+      [updated, '2026-11-22T17:12:22.123456Z', -1],
+    ];
+    for (const [sort, key, id] of bad) {
+      assert.throws(
+        () => decodeCursor(cursorOf(sort, key, id), sort),
+        (err: unknown) => err instanceof InvalidInputError && /This cursor is not valid/.test(err.message),
+        `${sort.name} ${String(key).slice(0, 30)} ${String(id)}`,
+      );
+    }
+    // JSON numbers JavaScript reads as Infinity or rounds: not ids.
+    for (const raw of [
+      '["updated_desc","2026-11-22T17:12:22.123456Z",1e400]',
+      '["updated_desc","2026-11-22T17:12:22.123456Z",9007199254740993]',
+    ]) {
+      assert.throws(
+        () => decodeCursor(Buffer.from(raw).toString('base64url'), updated),
+        InvalidInputError,
+        raw,
+      );
+    }
+    // Real values at the edges still pass.
+    const good: Array<[KeysetSort, string]> = [
+      [rank, '0'],
+      [rank, '0.0e-5'],
+      [rank, '1.0607927'],
+      [rank, '6.079271e-05'],
+      [updated, '2028-02-29T23:59:59.999999Z'],
+      [updated, '2026-12-31T00:00:00.000000Z'],
+      [due, '2028-02-29'],
+      [title, 'Ünïcödé 🙂'],
+    ];
+    for (const [sort, key] of good)
+      assert.deepEqual(decodeCursor(cursorOf(sort, key, 7), sort), { key, id: 7 });
+  });
+
   test('the condition compares (key, id) in the direction of the sort, with values as parameters', () => {
     assert.deepEqual(after(updated, undefined), { sql: 'TRUE', params: [] });
     assert.deepEqual(after(updated, { key: 'k', id: 5 }), {

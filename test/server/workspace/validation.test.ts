@@ -53,6 +53,21 @@ describe('workspace input schemas', () => {
     refuses(SearchQuery, { q: '   ' }, /type something/);
   });
 
+  test('a lone UTF-16 surrogate in any text is refused as invalid characters, before anything is written', () => {
+    for (const bad of ['\ud800', 'a\udfffb', 'end \ud83d', '\udc00\ud800']) {
+      refuses(NoteCreate, { title: bad }, /title: contains invalid characters/);
+      refuses(NoteCreate, { title: 'x', body: bad }, /body: contains invalid characters/);
+      refuses(NoteUpdate, { version: 1, title: bad }, /title: contains invalid characters/);
+      refuses(NoteUpdate, { version: 1, body: bad }, /body: contains invalid characters/);
+      refuses(TaskCreate, { title: bad }, /title: contains invalid characters/);
+      refuses(TaskUpdate, { version: 1, title: bad }, /title: contains invalid characters/);
+      refuses(SearchQuery, { q: bad }, /q: contains invalid characters/);
+      refuses(NoteCreate, { title: 'x', tags: [bad] }, /tags\.0: a tag is/);
+    }
+    // A whole pair is a character like any other.
+    assert.equal(parse(NoteCreate, { title: 'smile \ud83d\ude42', body: '\ud83d\ude42' }).title, 'smile 🙂');
+  });
+
   test('an update needs its version and at least one change', () => {
     refuses(NoteUpdate, { title: 'x' }, /version: required/);
     refuses(NoteUpdate, { version: 1 }, /nothing to change/);
