@@ -77,6 +77,7 @@ const schema = z.object({
   MIGRATION_CONCURRENCY: int('MIGRATION_CONCURRENCY', 1, 64, 4),
   EMBEDDED_PG_PORT: int('EMBEDDED_PG_PORT', 1024, 65535, 54329),
   TENANT_CACHE_MS: int('TENANT_CACHE_MS', 0, 60000, 2000),
+  TENANT_QUOTA_MB: int('TENANT_QUOTA_MB', 0, 1_000_000, 100),
   LOG_LEVEL: z
     .string()
     .optional()
@@ -137,6 +138,26 @@ const schema = z.object({
       ctx.addIssue({ code: 'custom', message: `must be true or false (got "${v}")` });
       return z.NEVER;
     }),
+  AUDIT_CONTENT: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '' || v === 'hash') return 'hash' as const;
+      if (v === 'full') return 'full' as const;
+      ctx.addIssue({ code: 'custom', message: `must be hash or full (got "${v}")` });
+      return z.NEVER;
+    }),
+  TENANT_MAX_EXPORTS: int('TENANT_MAX_EXPORTS', 1, 1000, 2),
+  TENANT_MAX_SEARCHES: int('TENANT_MAX_SEARCHES', 1, 1000, 4),
+  TENANT_STATEMENT_TIMEOUT_MS: int('TENANT_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 5000),
+  TENANT_IDLE_IN_TRANSACTION_MS: int('TENANT_IDLE_IN_TRANSACTION_MS', 0, 3_600_000, 10000),
+  EXPORT_STATEMENT_TIMEOUT_MS: int('EXPORT_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 60000),
+  EXPORT_SPOOL_BUDGET_MB: int('EXPORT_SPOOL_BUDGET_MB', 1, 1_048_576, 1024),
+  EXPORT_SPOOL_DIR: z
+    .string()
+    .optional()
+    .transform((v) => (v ? path.resolve(v) : undefined)),
+  EXPORT_DEADLINE_SECONDS: int('EXPORT_DEADLINE_SECONDS', 1, 86400, 600),
 });
 
 export type Config = z.output<typeof schema>;
@@ -172,6 +193,12 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     name: 'TENANT_CACHE_MS',
     fallback: '2000',
     meaning: 'how long a tenant state is cached; suspension takes effect within this',
+  },
+  {
+    name: 'TENANT_QUOTA_MB',
+    fallback: '100',
+    meaning:
+      'storage each workspace may use, in MB (1 MB = 1,000,000 bytes) of note and task text, rendered note HTML and 100 bytes per item; a write that would go over it is refused with 413; 0: no limit (usage is still counted and shown)',
   },
   { name: 'LOG_LEVEL', fallback: 'info', meaning: 'error, warn, info or debug' },
   {
@@ -222,6 +249,56 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     fallback: 'false',
     meaning:
       'true: every read of workspace data (GET on the workspace API and pages) is audited too, one event per request',
+  },
+  {
+    name: 'AUDIT_CONTENT',
+    fallback: 'hash',
+    meaning:
+      'hash: workspace content in audit events (note titles, bodies and tags, task titles) is recorded as its length and SHA-256; full: as text, readable by auditors and kept in the sealed trail',
+  },
+  {
+    name: 'TENANT_MAX_EXPORTS',
+    fallback: '2',
+    meaning: 'exports one workspace may run at once (across instances with REDIS_URL); more get 429',
+  },
+  {
+    name: 'TENANT_MAX_SEARCHES',
+    fallback: '4',
+    meaning: 'searches one workspace may run at once (across instances with REDIS_URL); more get 429',
+  },
+  {
+    name: 'TENANT_STATEMENT_TIMEOUT_MS',
+    fallback: '5000',
+    meaning:
+      'statement_timeout of every workspace request transaction (0: none); a statement cancelled by it is a 503',
+  },
+  {
+    name: 'TENANT_IDLE_IN_TRANSACTION_MS',
+    fallback: '10000',
+    meaning:
+      'idle_in_transaction_session_timeout of every workspace request transaction (0: none); PostgreSQL ends the connection',
+  },
+  {
+    name: 'EXPORT_STATEMENT_TIMEOUT_MS',
+    fallback: '60000',
+    meaning: 'statement_timeout of the transaction that reads a workspace export (0: none)',
+  },
+  {
+    name: 'EXPORT_SPOOL_BUDGET_MB',
+    fallback: '1024',
+    meaning:
+      'disk space all exports of one process may spool at once; an export that would go over it is refused with 503',
+  },
+  {
+    name: 'EXPORT_SPOOL_DIR',
+    fallback: '(system temp dir)',
+    meaning:
+      'an existing directory where exports spool their files (each in a private directory, removed when the export ends)',
+  },
+  {
+    name: 'EXPORT_DEADLINE_SECONDS',
+    fallback: '600',
+    meaning: 'an export download still running after this long is cut off and its files removed',
   },
   {
     name: 'TENANT_MIGRATIONS_DIR',

@@ -98,6 +98,19 @@ export class RateLimitedError extends AppError {
   }
 }
 
+/**
+ * This process has no room for the work just now (e.g. the disk budget of
+ * exports in progress is spent): nothing is wrong with the request itself.
+ */
+export class ServerBusyError extends AppError {
+  override name = 'ServerBusyError';
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 /** The session store (Redis) cannot be reached: nothing that needs a session can be served. */
 export class SessionsUnavailableError extends AppError {
   override name = 'SessionsUnavailableError';
@@ -114,5 +127,22 @@ export class ProvisioningFailedError extends AppError {
       'We could not create your workspace just now, so nothing was saved. Please try again in a minute.',
       { cause },
     );
+  }
+}
+
+/**
+ * A write that would take the workspace over its storage quota (TENANT_QUOTA_MB).
+ * Nothing of it was written; deleting notes or tasks makes room at once.
+ */
+export class QuotaExceededError extends AppError {
+  override name = 'QuotaExceededError';
+  readonly usedBytes: number;
+  readonly quotaBytes: number;
+  readonly neededBytes: number;
+  constructor(message: string, usage: { usedBytes: number; quotaBytes: number; neededBytes: number }) {
+    super(message);
+    this.usedBytes = usage.usedBytes;
+    this.quotaBytes = usage.quotaBytes;
+    this.neededBytes = usage.neededBytes;
   }
 }

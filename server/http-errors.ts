@@ -8,6 +8,7 @@ import {
   InvalidInputError,
   LegalHoldError,
   PermissionDeniedError,
+  QueryTimeoutError,
   TenantNotFoundError,
   TenantSuspendedError,
   TenantUnavailableError,
@@ -22,7 +23,9 @@ import {
   MfaRequiredError,
   NotFoundError,
   ProvisioningFailedError,
+  QuotaExceededError,
   RateLimitedError,
+  ServerBusyError,
   SessionsUnavailableError,
   ValidationError,
   VersionConflictError,
@@ -71,6 +74,15 @@ export function problemFor(err: unknown): HttpProblem {
   if (err instanceof PermissionDeniedError) {
     return { status: 403, code: 'permission_denied', message: 'Permission denied.' };
   }
+  // statement_timeout / idle_in_transaction_session_timeout: the work was stopped and rolled back.
+  if (err instanceof QueryTimeoutError) {
+    return {
+      status: 503,
+      code: 'query_timeout',
+      message:
+        'This took too long and was stopped; nothing was changed. Try again in a moment, or ask for less (for example a narrower search).',
+    };
+  }
   const app = appProblem(err);
   if (app) return app;
   const client = clientError(err);
@@ -98,6 +110,15 @@ function appProblem(err: unknown): HttpProblem | undefined {
     };
   }
   if (err instanceof ConflictError) return { status: 409, code: 'conflict', message: err.message };
+  // 413: what the request would store does not fit; a smaller change, or one after a delete, can.
+  if (err instanceof QuotaExceededError) {
+    return {
+      status: 413,
+      code: 'quota_exceeded',
+      message: err.message,
+      details: { usedBytes: err.usedBytes, quotaBytes: err.quotaBytes, neededBytes: err.neededBytes },
+    };
+  }
   if (err instanceof RateLimitedError) {
     return {
       status: 429,
@@ -108,6 +129,14 @@ function appProblem(err: unknown): HttpProblem | undefined {
   }
   if (err instanceof ProvisioningFailedError) {
     return { status: 503, code: 'provisioning_failed', message: err.message };
+  }
+  if (err instanceof ServerBusyError) {
+    return {
+      status: 503,
+      code: 'server_busy',
+      message: err.message,
+      details: { retryAfterSeconds: err.retryAfterSeconds },
+    };
   }
   if (err instanceof SessionsUnavailableError) {
     return { status: 503, code: 'sessions_unavailable', message: err.message };
@@ -179,6 +208,8 @@ export function notFound(): RequestHandler {
   };
 }
 
+const OVERLOAD = new Set(['query_timeout', 'server_busy']);
+
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const problem = problemFor(err);
@@ -188,7 +219,9 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       path: pathOf(req),
       status: problem.status,
     };
-    if (problem.status >= 500) log.error('request failed', { ...fields, error: err });
+    // A timeout or a spent budget is the server protecting itself, not a fault: a warning, no stack.
+    if (OVERLOAD.has(problem.code)) log.warn('request stopped', { ...fields, code: problem.code });
+    else if (problem.status >= 500) log.error('request failed', { ...fields, error: err });
     else log.debug('request refused', { ...fields, code: problem.code });
     // Too late to send a body (e.g. the session store failed while saving after
     // the response): it is logged above; cut the connection if still open.
@@ -196,7 +229,9 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       if (!res.writableEnded) res.destroy();
       return;
     }
-    if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
+    if (err instanceof RateLimitedError || err instanceof ServerBusyError) {
+      res.setHeader('Retry-After', String(err.retryAfterSeconds));
+    }
     answer(req, res, problem);
   };
 }

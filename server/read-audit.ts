@@ -12,6 +12,7 @@ import type { Request, RequestHandler } from 'express';
 import { eventBy } from '../audit/event.ts';
 import type { UnitOfWork } from '../tenancy/unit-of-work.ts';
 import { whoOf } from './request-audit.ts';
+import { type AuditContentMode, contentDigest } from './workspace/audit.ts';
 
 declare global {
   namespace Express {
@@ -66,7 +67,7 @@ export function readEvent(req: Request): Parameters<UnitOfWork['audit']>[0] {
     action: 'workspace.read',
     resource: resourceOf(route, req.params as Record<string, string | undefined>),
     outcome: 'success',
-    details: { route, query: paramsOf(req.query) },
+    details: { route, query: paramsOf(req.query, req.res?.locals.auditContent ?? 'hash') },
   });
   return event;
 }
@@ -88,13 +89,20 @@ function singular(word: string): string {
   return word.endsWith('s') && word.length > 1 ? word.slice(0, -1) : word;
 }
 
-/** The query string, bounded: at most 20 parameters, each value at most 200 characters. */
-function paramsOf(query: unknown): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+/** Parameters whose values are workspace content (a search's words, a tag): hashed under AUDIT_CONTENT=hash. */
+const CONTENT_PARAMS = new Set(['q', 'tag']);
+
+/**
+ * The query string, bounded: at most 20 parameters, each value at most 200
+ * characters; search words and tags as length and SHA-256 unless AUDIT_CONTENT=full.
+ */
+function paramsOf(query: unknown, content: AuditContentMode): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
   if (typeof query !== 'object' || query === null) return out;
   for (const [key, value] of Object.entries(query).slice(0, MAX_PARAMS)) {
     const cut = (v: unknown) => String(v).slice(0, MAX_VALUE);
-    out[key.slice(0, MAX_VALUE)] = Array.isArray(value) ? value.slice(0, MAX_PARAMS).map(cut) : cut(value);
+    const kept = Array.isArray(value) ? value.slice(0, MAX_PARAMS).map(cut) : cut(value);
+    out[key.slice(0, MAX_VALUE)] = content === 'hash' && CONTENT_PARAMS.has(key) ? contentDigest(kept) : kept;
   }
   return out;
 }

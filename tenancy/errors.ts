@@ -68,12 +68,22 @@ export class PermissionDeniedError extends DatabaseError {
   override name = 'PermissionDeniedError';
 }
 
+/**
+ * PostgreSQL stopped the work: a statement ran past statement_timeout (or was
+ * cancelled, SQLSTATE 57014), or the transaction sat idle past
+ * idle_in_transaction_session_timeout (25P03). The transaction is rolled back.
+ */
+export class QueryTimeoutError extends DatabaseError {
+  override name = 'QueryTimeoutError';
+}
+
 /** Translates a driver error by SQLSTATE; anything not a database error passes through. */
 export function translateDbError(err: unknown): unknown {
   if (err instanceof TenancyError || !(err instanceof Error)) return err;
   const code = (err as { code?: unknown }).code;
   if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return err;
   if (code === '42501') return new PermissionDeniedError(err.message, code, err);
+  if (code === '57014' || code === '25P03') return new QueryTimeoutError(err.message, code, err);
   return new DatabaseError(err.message, code, err);
 }
 

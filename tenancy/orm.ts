@@ -1,6 +1,7 @@
 // MikroORM for workspace entities. Its pg pool is also the pool the tenancy
 // service uses for raw SQL, so a process holds one pool, not two.
 import { MikroORM } from '@mikro-orm/postgresql';
+import type pg from 'pg';
 import type { Pool } from './db.ts';
 import { WORKSPACE_ENTITIES } from './workspace-entities.ts';
 
@@ -20,5 +21,35 @@ export async function createOrm(
   });
   const pool = (await orm.em.getConnection().getNativeClient()) as Pool;
   pool.on('error', () => {});
+  releaseBrokenClients(pool);
   return { orm, pool };
+}
+
+/**
+ * A connection PostgreSQL ends under a transaction (idle_in_transaction_session_
+ * timeout, a terminated backend) must go back to the pool, or the pool loses a
+ * slot for good: Kysely (under MikroORM) releases a transaction's connection
+ * only after its ROLLBACK succeeded, which on a dead connection it never does.
+ * So a checked-out client that reports an error is given back at once, as
+ * broken (pg-pool then closes it and opens a fresh one when needed); the
+ * release Kysely may still call is made a no-op. Its queries fail as before.
+ */
+export function releaseBrokenClients(pool: Pool): void {
+  const out = new WeakSet<pg.PoolClient>();
+  const watched = new WeakSet<pg.PoolClient>();
+  pool.on('acquire', (client) => {
+    out.add(client);
+    if (watched.has(client)) return;
+    watched.add(client);
+    client.on('error', (err) => {
+      if (!out.has(client)) return; // idle in the pool: pg-pool removes it itself
+      out.delete(client);
+      const release = client.release;
+      client.release = () => {};
+      release.call(client, err);
+    });
+  });
+  pool.on('release', (_err, client) => {
+    out.delete(client as pg.PoolClient);
+  });
 }

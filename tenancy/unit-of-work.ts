@@ -1,12 +1,13 @@
 // The only way request code reaches tenant data: one transaction bound to one
-// tenant. Its first statement sets the tenant role and search_path with
-// set_config(..., true), i.e. SET LOCAL: nothing survives COMMIT or ROLLBACK,
-// so nothing leaks to the next user of the pooled connection.
+// tenant. Its first statement sets the tenant role and search_path, and the
+// transaction's time limits (statement_timeout, idle_in_transaction_session_
+// timeout), with set_config(..., true), i.e. SET LOCAL: nothing survives
+// COMMIT or ROLLBACK, so nothing leaks to the next user of the pooled connection.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { type AuditEvent, insertAuditEvent } from '../audit/event.ts';
 import type { Pool } from './db.ts';
 import { query } from './db.ts';
-import { stateError, TenantNotFoundError, translateDbError } from './errors.ts';
+import { QueryTimeoutError, stateError, TenantNotFoundError, translateDbError } from './errors.ts';
 import { checkTenantName, ident, isTenantId } from './identifiers.ts';
 import type { Orm } from './orm.ts';
 import * as sql from './tenant-sql.ts';
@@ -29,6 +30,16 @@ export interface TenantContextOptions {
   cacheMs: number;
   /** last_active_at is written at most once per this many seconds per tenant. */
   touchIntervalSeconds?: number;
+  /**
+   * statement_timeout of every unit of work, in ms (0: none; default 5000): a
+   * statement running longer is cancelled, and run() throws QueryTimeoutError.
+   */
+  statementTimeoutMs?: number;
+  /**
+   * idle_in_transaction_session_timeout, in ms (0: none; default 10000): a unit
+   * of work that sends nothing for this long loses its connection (QueryTimeoutError).
+   */
+  idleInTransactionMs?: number;
 }
 
 /** Per-run choices; the default is one READ COMMITTED transaction, as PostgreSQL opens it. */
@@ -39,6 +50,8 @@ export interface RunOptions {
    * one moment, whatever commits meanwhile.
    */
   isolation?: 'read committed' | 'repeatable read' | 'serializable';
+  /** statement_timeout for this run instead of the context's (an export's reads take longer). */
+  statementTimeoutMs?: number;
 }
 
 interface Cached {
@@ -52,7 +65,11 @@ const SET_ISOLATION = {
   serializable: 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE',
 } as const;
 
-const BIND = "SELECT set_config('role', ?, true), set_config('search_path', ?, true)";
+// One round trip. The time limits apply from the next statement on; being
+// transaction-local, they end with it like the role does.
+const BIND = `SELECT set_config('role', ?, true), set_config('search_path', ?, true),
+                     set_config('statement_timeout', ?, true),
+                     set_config('idle_in_transaction_session_timeout', ?, true)`;
 // Back to the application role, still inside the transaction: only our own code
 // runs after this, to write the audit inbox (tenant roles cannot reach it).
 const UNBIND = "SELECT set_config('role', 'none', true), set_config('search_path', '', true)";
@@ -62,6 +79,8 @@ export class TenantContext {
   readonly #pool: Pool;
   readonly #cacheMs: number;
   readonly #touchMs: number;
+  readonly #statementTimeoutMs: number;
+  readonly #idleInTransactionMs: number;
   readonly #cache = new Map<string, Cached>();
   readonly #touched = new Map<string, number>();
 
@@ -70,6 +89,8 @@ export class TenantContext {
     this.#pool = pool;
     this.#cacheMs = options.cacheMs;
     this.#touchMs = (options.touchIntervalSeconds ?? 60) * 1000;
+    this.#statementTimeoutMs = timeLimit(options.statementTimeoutMs ?? 5000, 'statementTimeoutMs');
+    this.#idleInTransactionMs = timeLimit(options.idleInTransactionMs ?? 10_000, 'idleInTransactionMs');
   }
 
   /** Runs fn in one transaction as the tenant; refuses unknown and non-active tenants. */
@@ -82,12 +103,22 @@ export class TenantContext {
       const touch = sql.touch(tenantId, this.#touchMs / 1000);
       query(this.#pool, touch.text, touch.values).catch(() => this.#touched.delete(tenantId));
     }
+    const statementTimeout = timeLimit(
+      options.statementTimeoutMs ?? this.#statementTimeoutMs,
+      'statementTimeoutMs',
+    );
     const em = this.#orm.em.fork({ schema, clear: true }) as EntityManager;
+    const started = performance.now();
     try {
       return await em.transactional(async (tem) => {
         // Before any other statement: PostgreSQL fixes the isolation level at the first query.
         if (options.isolation) await tem.execute(SET_ISOLATION[options.isolation]);
-        await tem.execute(BIND, [role, ident(schema)]);
+        await tem.execute(BIND, [
+          role,
+          ident(schema),
+          String(statementTimeout),
+          String(this.#idleInTransactionMs),
+        ]);
         const events: AuditEvent[] = [];
         const uow: UnitOfWork = {
           tenant: { id: tenant.id, schema },
@@ -111,6 +142,14 @@ export class TenantContext {
         return result;
       });
     } catch (err) {
+      // PostgreSQL ends an idle transaction's session with FATAL 25P03 while no
+      // statement is running, so pg reports it as an 'error' event nobody here
+      // sees; the next statement then fails with a bare "not queryable". A lost
+      // connection in a unit of work older than the idle limit is that timeout.
+      const idle = this.#idleInTransactionMs;
+      if (idle > 0 && lostConnection(err) && performance.now() - started >= idle) {
+        throw new QueryTimeoutError(`the transaction was idle for more than ${idle} ms`, '25P03', err);
+      }
       throw translateDbError(err);
     }
   }
@@ -148,4 +187,18 @@ export class TenantContext {
     if (this.#touched.size > 100_000) this.#touched.clear();
     return true;
   }
+}
+
+/** A whole number of milliseconds PostgreSQL accepts for its timeouts (0 turns one off). */
+function timeLimit(ms: number, name: string): number {
+  if (!Number.isInteger(ms) || ms < 0 || ms > 2_147_483_647) {
+    throw new RangeError(`${name} must be a whole number of milliseconds from 0 to 2147483647`);
+  }
+  return ms;
+}
+
+/** The driver's words for a connection that broke under a transaction (no SQLSTATE of its own). */
+function lostConnection(err: unknown): boolean {
+  if (!(err instanceof Error) || typeof (err as { code?: unknown }).code === 'string') return false;
+  return /not queryable|Connection terminated/i.test(err.message);
 }

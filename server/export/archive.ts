@@ -9,13 +9,24 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
 
-export type ArchiveEntry = { name: string; body: Buffer } | { name: string; file: string; size: number };
+export type ArchiveFile = { name: string; file: string; size: number };
+export type ArchiveEntry = { name: string; body: Buffer } | ArchiveFile;
+
+export interface ArchiveOptions {
+  /**
+   * Called once a file's entry has been read to its end (its bytes are in the
+   * archive stream, no longer needed on disk): the export deletes its spool
+   * file here, so a slow download holds one table's file, not all of them.
+   */
+  onFileSent?: (entry: ArchiveFile) => Promise<void> | void;
+}
 
 /** Resolves when the whole archive has been handed to `out`; either side failing stops both. */
 export async function writeTarGz(
   out: Writable,
   entries: readonly ArchiveEntry[],
   mtime: Date,
+  options: ArchiveOptions = {},
 ): Promise<void> {
   const pack = tar.pack();
   const stop = new AbortController();
@@ -39,6 +50,7 @@ export async function writeTarGz(
       }
       entry.end(null); // streamx's typings want an argument; null writes nothing
       await untilAborted(taken, stop.signal);
+      if (!('body' in e)) await options.onFileSent?.(e);
     }
     pack.finalize();
   })();

@@ -8,7 +8,9 @@
 // so a reader can check each file as it streams past) needs every hash. Files
 // also let the transaction end, and its pooled connection and snapshot go back,
 // as fast as the database can read, however slowly the client downloads.
-// Memory stays at one batch of rows whatever the workspace's size.
+// Memory stays at one batch of rows whatever the workspace's size. Disk is
+// bounded by the caller: `take` is told of every chunk before it is written
+// and may refuse it by throwing (spool-budget.ts), which stops the dump.
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
@@ -49,7 +51,7 @@ const NEWLINE = Buffer.from('\n');
 export async function dumpWorkspace(
   uow: UnitOfWork,
   dir: string,
-  options: { batchSize?: number; signal?: AbortSignal } = {},
+  options: { batchSize?: number; signal?: AbortSignal; take?: (bytes: number) => void } = {},
 ): Promise<Dump> {
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   const [now] = await uow.query<{ at: Date }>(sql.transactionTime());
@@ -64,9 +66,7 @@ export async function dumpWorkspace(
     if (!TABLE_NAME.test(t.table))
       throw new Error(`refusing to export a table named ${JSON.stringify(t.table)}`);
     options.signal?.throwIfAborted();
-    files.push(
-      await dumpTable(uow, schema, t, path.join(dir, `${t.table}.jsonl`), batchSize, options.signal),
-    );
+    files.push(await dumpTable(uow, schema, t, path.join(dir, `${t.table}.jsonl`), batchSize, options));
   }
   return { exportedAt: new Date(now?.at ?? Date.now()), files };
 }
@@ -77,7 +77,7 @@ async function dumpTable(
   t: sql.ExportTable,
   file: string,
   batchSize: number,
-  signal: AbortSignal | undefined,
+  { signal, take }: { signal?: AbortSignal; take?: (bytes: number) => void },
 ): Promise<DumpedFile> {
   const hash = createHash('sha256');
   let rows = 0;
@@ -93,6 +93,7 @@ async function dumpTable(
         const parts: Buffer[] = [];
         for (const row of batch) parts.push(Buffer.from(row.line, 'utf8'), NEWLINE);
         const chunk = Buffer.concat(parts);
+        take?.(chunk.length);
         hash.update(chunk);
         await handle.write(chunk);
         rows += batch.length;

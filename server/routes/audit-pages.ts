@@ -46,7 +46,7 @@ export function auditPages(deps: RouteDeps): Router {
       const page = await searchEntries(deps.pool, filter, { cursor, limit: PAGE, by: whoOf(req) });
       const params = filterParams(filter);
       render(res, 'audit/search', {
-        ...common(filter, values),
+        ...common(filter, values, res.locals.auditContent),
         rows: page.entries.map(rowOf),
         pending: page.pending,
         paged: cursor !== null,
@@ -60,7 +60,12 @@ export function auditPages(deps: RouteDeps): Router {
       render(
         res,
         'audit/search',
-        { ...common(EMPTY_FILTER, values), rows: [], pending: null, error: problem.message },
+        {
+          ...common(EMPTY_FILTER, values, res.locals.auditContent),
+          rows: [],
+          pending: null,
+          error: problem.message,
+        },
         problem.status,
       );
     }
@@ -69,14 +74,16 @@ export function auditPages(deps: RouteDeps): Router {
   return router;
 }
 
-/** What every rendering of the page needs: the form's values and the download links. */
-function common(filter: SearchFilter, values: Record<string, string>) {
+/** What every rendering of the page needs: the form's values, the download links, what the details hold. */
+function common(filter: SearchFilter, values: Record<string, string>, content: 'hash' | 'full' = 'hash') {
   const tenant = filter.tenant && filter.tenant !== 'platform' ? filter.tenant : null;
   const range = filterParams({ ...EMPTY_FILTER, tenant, from: filter.from, to: filter.to });
   const chain: Record<string, string> = tenant ? { tenant } : {};
   return {
     title: 'Audit trail',
     wide: true,
+    // AUDIT_CONTENT: the page says what the details of workspace changes show.
+    contentHashed: content === 'hash',
     stylesheets: [assetUrl('audit.css')],
     values,
     outcomes: [

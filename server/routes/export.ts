@@ -3,8 +3,13 @@
 // REPEATABLE READ transaction, so the archive is one consistent moment even
 // while other sessions keep writing; see export/workspace-dump.ts for why the
 // rows pass through temporary files on their way to the response.
+//
+// What one export may cost is bounded: a workspace runs at most
+// TENANT_MAX_EXPORTS at once (429), the spool files of all exports of this
+// process stay within EXPORT_SPOOL_BUDGET_MB (503), each file is deleted as
+// soon as it has been sent, and a download still running after
+// EXPORT_DEADLINE_SECONDS is cut off. Every way out removes the files.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Router } from 'express';
 import { run } from '../../tenancy/db.ts';
@@ -13,6 +18,7 @@ import { requireWorkspace, workspaceOf } from '../auth/guards.ts';
 import { ConflictError } from '../errors.ts';
 import { writeTarGz } from '../export/archive.ts';
 import { dumpWorkspace, manifestOf } from '../export/workspace-dump.ts';
+import type { Slot } from '../load/tenant-slots.ts';
 import { requestIdOf } from '../request-id.ts';
 import { actorOf } from '../workspace/actor.ts';
 import type { RouteDeps } from './deps.ts';
@@ -24,18 +30,41 @@ export function exportRoutes(deps: RouteDeps): Router {
     const user = req.user as Express.User;
     const tenantId = user.tenantId as string;
     const who = actorOf(req, res);
+    const limits = deps.exports;
+    // Refused before any work: the disk budget of this process is spent, or this workspace runs enough exports.
+    const spool = limits.spool.open();
+    let slot: Slot;
+    try {
+      slot = await deps.slots.acquire(tenantId, 'export');
+    } catch (err) {
+      spool.close();
+      throw err;
+    }
     // Stops the database reads if the client hangs up before the download starts.
     const gone = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) gone.abort(new Error('the client closed the connection'));
     };
     res.on('close', onClose);
-    const dir = await mkdtemp(path.join(tmpdir(), 'enclave-export-'));
+    // A reader too slow to finish in time is dropped: its files and slot are freed (the close above stops the work).
+    const deadline = setTimeout(() => {
+      deps.log.warn('export cut off at its deadline', {
+        requestId: requestIdOf(res),
+        deadlineSeconds: limits.deadlineMs / 1000,
+      });
+      res.destroy();
+    }, limits.deadlineMs);
+    let dir: string | undefined;
     try {
+      dir = await mkdtemp(path.join(limits.dir, 'enclave-export-'));
+      const spoolDir = dir;
       const versionBefore = await schemaVersion(deps, tenantId);
       const dump = await workspaceOf(req)(
         async (uow) => {
-          const result = await dumpWorkspace(uow, dir, { signal: gone.signal });
+          const result = await dumpWorkspace(uow, spoolDir, {
+            signal: gone.signal,
+            take: (bytes) => spool.take(bytes),
+          });
           uow.audit({
             actor: who.actor,
             action: 'workspace.export',
@@ -49,7 +78,8 @@ export function exportRoutes(deps: RouteDeps): Router {
           });
           return result;
         },
-        { isolation: 'repeatable read' },
+        // Its reads take longer than a page's: their own statement budget (EXPORT_STATEMENT_TIMEOUT_MS).
+        { isolation: 'repeatable read', statementTimeoutMs: limits.statementTimeoutMs },
       );
       // The manifest names one schema version: refuse an export that straddled a fleet migration
       // (versions only grow, so equal before and after means the snapshot saw exactly this one).
@@ -69,7 +99,13 @@ export function exportRoutes(deps: RouteDeps): Router {
         { name: 'manifest.json', body: Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8') },
         ...dump.files.map((f) => ({ name: f.name, file: f.path, size: f.bytes })),
       ];
-      await writeTarGz(res, entries, dump.exportedAt);
+      // Each table's file is deleted (and its bytes given back to the budget) once it is in the stream.
+      await writeTarGz(res, entries, dump.exportedAt, {
+        onFileSent: async (entry) => {
+          await rm(entry.file, { force: true });
+          spool.giveBack(entry.size);
+        },
+      });
     } catch (err) {
       // The client hung up: there is nobody to answer, and nothing went wrong on our side.
       if (gone.signal.aborted) {
@@ -81,8 +117,11 @@ export function exportRoutes(deps: RouteDeps): Router {
       deps.log.warn('export stream failed', { requestId: requestIdOf(res), error: err });
       res.destroy();
     } finally {
+      clearTimeout(deadline);
       res.off('close', onClose);
-      await rm(dir, { recursive: true, force: true });
+      if (dir) await rm(dir, { recursive: true, force: true });
+      spool.close();
+      slot.release();
     }
   });
 

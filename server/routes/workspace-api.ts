@@ -14,6 +14,7 @@ import { requireWorkspace, workspaceOf } from '../auth/guards.ts';
 import { actorOf } from '../workspace/actor.ts';
 import { createNote, deleteNote, getNote, listNotes, searchNotes, updateNote } from '../workspace/notes.ts';
 import { readReference } from '../workspace/reference.ts';
+import { storageUsage } from '../workspace/storage.ts';
 import { createTask, deleteTask, getTask, listTasks, updateTask } from '../workspace/tasks.ts';
 import {
   DeleteQuery,
@@ -28,19 +29,26 @@ import {
   TaskUpdate,
 } from '../workspace/validation.ts';
 import type { RouteDeps } from './deps.ts';
+import { storageQuota } from './workspace-quota.ts';
 
 const NoQuery = z.strictObject({});
 
-const PATHS = ['/api/v1/notes', '/api/v1/tasks', '/api/v1/search', '/api/v1/reference'];
+const PATHS = ['/api/v1/notes', '/api/v1/tasks', '/api/v1/search', '/api/v1/reference', '/api/v1/workspace'];
 
 export function workspaceApiRoutes(deps: RouteDeps): Router {
   const router = Router();
   for (const path of PATHS) {
-    router.use(path, requireWorkspace(deps.tenants), (_req, res, next) => {
-      // Workspace content is private: no shared cache may keep it.
-      res.setHeader('Cache-Control', 'no-store');
-      next();
-    });
+    // Writes run with the workspace's storage quota in force (413 when it would go over).
+    router.use(
+      path,
+      requireWorkspace(deps.tenants),
+      storageQuota(deps.tenantQuotaBytes),
+      (_req, res, next) => {
+        // Workspace content is private: no shared cache may keep it.
+        res.setHeader('Cache-Control', 'no-store');
+        next();
+      },
+    );
   }
 
   router.get('/api/v1/notes', async (req, res) => {
@@ -115,7 +123,18 @@ export function workspaceApiRoutes(deps: RouteDeps): Router {
 
   router.get('/api/v1/search', async (req, res) => {
     const query = parse(SearchQuery, req.query, 'query');
-    res.json(await workspaceOf(req)((uow) => searchNotes(uow, query)));
+    // A search may read every note: at most TENANT_MAX_SEARCHES of one workspace run at once (429 beyond).
+    const tenantId = (req.user as Express.User).tenantId as string;
+    res.json(
+      await deps.slots.hold(tenantId, 'search', () => workspaceOf(req)((uow) => searchNotes(uow, query))),
+    );
+  });
+
+  // The workspace itself: for now, how much storage it uses of its quota.
+  router.get('/api/v1/workspace', async (req, res) => {
+    parse(NoQuery, req.query, 'query');
+    const storage = await workspaceOf(req)((uow) => storageUsage(uow, deps.tenantQuotaBytes));
+    res.json({ workspace: { storage } });
   });
 
   router.get('/api/v1/reference', async (req: Request, res: Response) => {

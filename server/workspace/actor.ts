@@ -5,6 +5,7 @@ import type { Request, Response } from 'express';
 import type { AuditActor, AuditContext } from '../../audit/event.ts';
 import { LoginRequiredError } from '../errors.ts';
 import { requestIdOf } from '../request-id.ts';
+import type { AuditContentMode } from './audit.ts';
 
 export interface Actor {
   readonly actor: AuditActor;
@@ -16,6 +17,8 @@ export interface Actor {
    * (it is shown in the token list and used to revoke it).
    */
   readonly details: { credentialId?: string };
+  /** AUDIT_CONTENT: how the writers record content fields (audit.ts); absent means `hash`. */
+  readonly auditContent?: AuditContentMode;
 }
 
 export function actorOf(req: Request, res: Response): Actor {
@@ -30,5 +33,6 @@ export function actorOf(req: Request, res: Response): Actor {
       requestId: requestIdOf(res),
     },
     details: viaToken && user.tokenId ? { credentialId: user.tokenId } : {},
+    auditContent: res.locals.auditContent ?? 'hash',
   };
 }

@@ -7,6 +7,7 @@
 // appears anywhere.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,7 +20,7 @@ import { migrateFleet } from '../../tenancy/fleet-migrate.ts';
 import { setLegalHold, setTenantState } from '../../tenancy/lifecycle.ts';
 import { createOrm } from '../../tenancy/orm.ts';
 import { provisionTenant } from '../../tenancy/provision.ts';
-import { latestVersion, loadTenantMigrations } from '../../tenancy/templates.ts';
+import { loadTenantMigrations } from '../../tenancy/templates.ts';
 import { TenantContext } from '../../tenancy/unit-of-work.ts';
 import { migrationsDirWith } from '../helpers/migrations.ts';
 import {
@@ -180,12 +181,12 @@ describe('audit events', () => {
     await person.agent
       .post('/api/v1/mfa/enable')
       .set('X-CSRF-Token', csrf)
-      .send({ code: '000000' })
+      .send({ password: GOOD_PASSWORD, code: '000000' })
       .expect(401);
     const enable = await person.agent
       .post('/api/v1/mfa/enable')
       .set('X-CSRF-Token', csrf)
-      .send({ code: await totp(secret, -1) })
+      .send({ password: GOOD_PASSWORD, code: await totp(secret, -1) })
       .expect(200);
     let rows = await since(m);
     assert.equal(one(rows, 'mfa.enable', 'failure').outcome_code, 'wrong_code');
@@ -196,7 +197,7 @@ describe('audit events', () => {
     const regenerated = await person.agent
       .post('/api/v1/mfa/recovery-codes')
       .set('X-CSRF-Token', csrf2)
-      .send({ code: await totp(secret, 0) })
+      .send({ password: GOOD_PASSWORD, code: await totp(secret, 0) })
       .expect(200);
     const codes = regenerated.body.recoveryCodes as string[];
     secrets.push(...codes, ...(enable.body.recoveryCodes as string[]));
@@ -370,12 +371,11 @@ describe('audit events', () => {
       ],
     );
 
-    const shipped = loadTenantMigrations();
-    const next = latestVersion(shipped) + 1;
-    const file = `${String(next).padStart(4, '0')}_audit_flag.sql`;
-    const dir = migrationsDirWith({
-      [file]: 'ALTER TABLE {{schema}}.notes ADD COLUMN audit_flag boolean NOT NULL DEFAULT false;\n',
+    const extra = migrationsDirWith({
+      audit_flag: 'ALTER TABLE {{schema}}.notes ADD COLUMN audit_flag boolean NOT NULL DEFAULT false;\n',
     });
+    const { dir } = extra;
+    const next = extra.versions.audit_flag as number;
     m = await mark();
     const summary = await migrateFleet(t.db.pool, loadTenantMigrations(dir), {
       concurrency: 2,
@@ -387,7 +387,7 @@ describe('audit events', () => {
     const migrated = one(rows, 'tenant.migrate');
     assert.deepEqual(
       [migrated.tenant_id, migrated.details.from, migrated.details.to, migrated.details.applied],
-      [id, next - 1, next, [file.replace(/\.sql$/, '')]],
+      [id, next - 1, next, [extra.names.audit_flag]],
     );
 
     m = await mark();
@@ -534,7 +534,11 @@ describe('AUDIT_READS', () => {
           ],
           'one event per request, however many reads the page makes',
         );
-        assert.deepEqual(rows[1]?.details.query, { limit: '5', tag: 'home' });
+        // A tag is workspace content: by default (AUDIT_CONTENT=hash) its length and SHA-256 only.
+        assert.deepEqual(rows[1]?.details.query, {
+          limit: '5',
+          tag: { length: 4, sha256: createHash('sha256').update('home').digest('hex') },
+        });
         assert.equal(rows[1]?.details.route, '/api/v1/notes');
         assert.ok(rows.every((r) => r.request_id && r.ip === '127.0.0.1'));
         // A refused read (another tenant's id) writes nothing.

@@ -55,4 +55,35 @@ describe('loadConfig', () => {
       assertOneLineNaming(rejection({ MIGRATION_CONCURRENCY: n }), 'MIGRATION_CONCURRENCY');
     });
   }
+
+  test('the load limits and the audit content setting have their documented defaults', () => {
+    const c = loadConfig({});
+    assert.equal(
+      c.AUDIT_CONTENT,
+      'hash',
+      'workspace content is hashed in the audit trail unless chosen otherwise',
+    );
+    assert.equal(c.TENANT_MAX_EXPORTS, 2);
+    assert.equal(c.TENANT_MAX_SEARCHES, 4);
+    assert.equal(c.TENANT_STATEMENT_TIMEOUT_MS, 5000);
+    assert.equal(c.TENANT_IDLE_IN_TRANSACTION_MS, 10000);
+    assert.equal(c.EXPORT_STATEMENT_TIMEOUT_MS, 60000);
+    assert.equal(c.EXPORT_SPOOL_BUDGET_MB, 1024);
+    assert.equal(c.EXPORT_SPOOL_DIR, undefined);
+    assert.equal(c.EXPORT_DEADLINE_SECONDS, 600);
+    assert.equal(loadConfig({ AUDIT_CONTENT: 'full' }).AUDIT_CONTENT, 'full');
+  });
+
+  for (const [setting, value] of [
+    ['AUDIT_CONTENT', 'verbatim'],
+    ['TENANT_MAX_EXPORTS', '0'],
+    ['TENANT_MAX_SEARCHES', 'many'],
+    ['TENANT_STATEMENT_TIMEOUT_MS', '-1'],
+    ['EXPORT_SPOOL_BUDGET_MB', '0'],
+    ['EXPORT_DEADLINE_SECONDS', '0'],
+  ] as const) {
+    test(`${setting}=${value} is refused with one line naming ${setting}`, () => {
+      assertOneLineNaming(rejection({ [setting]: value }), setting);
+    });
+  }
 });

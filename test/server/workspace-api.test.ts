@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
 import { type SignedIn, signIn, signUp, startTestServer, type TestServer } from '../helpers/server.ts';
@@ -19,6 +20,12 @@ interface InboxRow {
     [k: string]: unknown;
   };
 }
+
+/** How a content field appears in the audit trail by default. */
+const digest = (text: string) => ({
+  length: text.length,
+  sha256: createHash('sha256').update(text, 'utf8').digest('hex'),
+});
 
 describe('workspace JSON API', () => {
   let t: TestServer;
@@ -78,7 +85,8 @@ describe('workspace JSON API', () => {
       assert.equal(rows[0]?.resource_id, String(note.id));
       assert.equal(rows[0]?.outcome, 'success');
       assert.ok(rows[0]?.request_id, 'the request id is recorded');
-      assert.deepEqual(rows[0]?.details.changes.title, { from: null, to: 'Shopping' });
+      // Content is recorded as length and SHA-256 (AUDIT_CONTENT=hash, the default).
+      assert.deepEqual(rows[0]?.details.changes.title, { from: null, to: digest('Shopping') });
 
       const read = await a.agent.get(`/api/v1/notes/${note.id}`).expect(200);
       assert.deepEqual(read.body.note, note);
@@ -95,7 +103,7 @@ describe('workspace JSON API', () => {
       assert.equal(rows.length, 1);
       assert.equal(rows[0]?.action, 'note.update');
       assert.deepEqual(rows[0]?.details.changes, {
-        body: { from: 'eggs and *milk*', to: 'eggs, milk and bread' },
+        body: { from: digest('eggs and *milk*'), to: digest('eggs, milk and bread') },
       });
 
       m = await mark();
@@ -112,7 +120,7 @@ describe('workspace JSON API', () => {
       rows = await inboxSince(m, a);
       assert.equal(rows.length, 1);
       assert.equal(rows[0]?.action, 'note.delete');
-      assert.deepEqual(rows[0]?.details.changes.title, { from: 'Shopping', to: null });
+      assert.deepEqual(rows[0]?.details.changes.title, { from: digest('Shopping'), to: null });
     });
 
     test('a long body is audited by length and hash, not copied into the audit log', async () => {
@@ -629,6 +637,77 @@ describe('workspace JSON API', () => {
     });
   });
 
+  describe('note HTML: rendered once, when the body is written', () => {
+    const schemaOf = async (who: SignedIn) =>
+      (await t.db.pool.query('SELECT schema_name FROM control.tenants WHERE id = $1', [who.user.tenantId]))
+        .rows[0].schema_name as string;
+    const row = async (who: SignedIn, id: number) =>
+      (
+        await t.db.pool.query(
+          `SELECT html, version, updated_at::text AS updated FROM "${await schemaOf(who)}".notes WHERE id = $1`,
+          [id],
+        )
+      ).rows[0];
+    const setHtml = async (who: SignedIn, id: number, html: string | null) =>
+      t.db.pool.query(`UPDATE "${await schemaOf(who)}".notes SET html = $2 WHERE id = $1`, [id, html]);
+
+    test('a read serves the HTML stored with the note and never renders the body again', async () => {
+      const note = await createNote(a, { title: 'stored', body: 'some *markdown*' });
+      assert.equal(note.html, '<p>some <em>markdown</em></p>\n');
+      assert.equal((await row(a, note.id)).html, note.html, 'the HTML is stored with the note');
+      // Change only the stored HTML: a read that rendered the body would not show this.
+      await setHtml(a, note.id, '<p>stored, not rendered</p>\n');
+      const got = (await a.agent.get(`/api/v1/notes/${note.id}`).expect(200)).body.note;
+      assert.equal(got.html, '<p>stored, not rendered</p>\n');
+      const page = await a.agent.get(`/workspace/notes/${note.id}`).set('Accept', 'text/html').expect(200);
+      assert.match(page.text, /<p>stored, not rendered<\/p>/);
+      assert.doesNotMatch(page.text, /<em>markdown<\/em>/);
+
+      // A new title or tags keep the stored HTML; a new body stores its own.
+      const retitled = (
+        await send(a, 'patch', `/api/v1/notes/${note.id}`, {
+          version: 1,
+          title: 'renamed',
+          tags: ['x'],
+        }).expect(200)
+      ).body.note;
+      assert.equal(retitled.html, '<p>stored, not rendered</p>\n');
+      const edited = (
+        await send(a, 'patch', `/api/v1/notes/${note.id}`, { version: 2, body: '# new' }).expect(200)
+      ).body.note;
+      assert.equal(edited.html, '<h1>new</h1>\n');
+      assert.equal((await row(a, note.id)).html, '<h1>new</h1>\n');
+    });
+
+    test('a note written before HTML was stored gets it on its first read: no new version, no audit event', async () => {
+      const note = await createNote(a, { title: 'older', body: '**old**' });
+      await setHtml(a, note.id, null);
+      const before = await row(a, note.id);
+      const m = await mark();
+      const got = (await a.agent.get(`/api/v1/notes/${note.id}`).expect(200)).body.note;
+      assert.equal(got.html, '<p><strong>old</strong></p>\n');
+      const after = await row(a, note.id);
+      assert.equal(after.html, got.html, 'stored by that first read');
+      assert.equal(after.version, before.version);
+      assert.equal(after.updated, before.updated);
+      assert.deepEqual(await inboxSince(m, a), []);
+    });
+
+    test('Markdown too costly to render is stored as escaped plain text, with a line saying why', async () => {
+      // The reported case: a 79,000-character table (0.3 s to render on every read before).
+      let body = `<script>alert(1)</script>\n\n|${Array.from({ length: 20 }, (_, i) => `h${i}`).join('|')}|\n|${'-|'.repeat(20)}\n`;
+      while (body.length < 79_000) body += `|${'cell|'.repeat(20)}\n`;
+      const note = await createNote(a, { title: 'huge table', body });
+      assert.equal(note.body, body, 'the source is kept as typed');
+      assert.match(
+        note.html,
+        /^<p class="hint">This note is shown as plain text: it has more Markdown formatting than we render\.<\/p>\n<pre class="plain-text">&lt;script&gt;alert\(1\)&lt;\/script&gt;\n\n\|h0\|/,
+      );
+      assert.doesNotMatch(note.html, /<table|<script/);
+      assert.equal((await row(a, note.id)).html, note.html);
+    });
+  });
+
   describe("another tenant's ids", () => {
     test('are 404 through every route, and nothing of theirs changes', async () => {
       const note = await createNote(a, { title: "A's note", body: 'private' });
@@ -667,6 +746,7 @@ describe('workspace JSON API', () => {
         '/api/v1/search?q=x',
         '/api/v1/reference',
         '/api/v1/notes/1',
+        '/api/v1/workspace',
       ]) {
         const res = await request(t.url).get(path).expect(401);
         assert.equal(res.body.error.code, 'login_required');
