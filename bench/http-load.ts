@@ -13,7 +13,9 @@ import { noteContent } from './workspace-content.ts';
 export type LoadPlan =
   | { kind: 'get'; path: string }
   /** PATCH /api/v1/notes/:id on the notes k = 1..count, whose ids are firstId + k - 1, one after the other. */
-  | { kind: 'patch'; firstId: number; count: number };
+  | { kind: 'patch'; firstId: number; count: number }
+  /** The same JSON body POSTed to `path` every time (bench/noisy-neighbour.bench.ts: big writes). */
+  | { kind: 'post'; path: string; body: string };
 
 export interface LoadRequest {
   type: 'load';
@@ -95,6 +97,14 @@ async function once(agent: http.Agent, load: LoadRequest): Promise<Answer> {
   const { plan } = load;
   if (plan.kind === 'get') {
     return send(agent, new URL(plan.path, load.base), 'GET', load.headers, undefined, false);
+  }
+  if (plan.kind === 'post') {
+    const headers = {
+      ...load.headers,
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(plan.body)),
+    };
+    return send(agent, new URL(plan.path, load.base), 'POST', headers, plan.body, false);
   }
   const k = (nextNote++ % plan.count) + 1;
   const id = plan.firstId + k - 1;
