@@ -8,7 +8,9 @@ import { loadSigner, type Signer } from '../audit/signing.ts';
 import { startJobRunner } from '../jobs/runner.ts';
 import { migrateControlPlane } from '../tenancy/control-plane.ts';
 import { createPool, type Pool } from '../tenancy/db.ts';
+import { countTenantsBehind } from '../tenancy/fleet-migrate.ts';
 import { createOrm, type Orm } from '../tenancy/orm.ts';
+import { latestVersion, type TenantMigration } from '../tenancy/templates.ts';
 import { TenantContext } from '../tenancy/unit-of-work.ts';
 import type { AbuseOverrides } from './abuse/options.ts';
 import { createApp } from './app.ts';
@@ -67,9 +69,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       });
       cleanups.push(jobs.stop);
     }
-    const tenants = new TenantContext(orm, pool, { cacheMs: config.TENANT_CACHE_MS });
+    const tenants = new TenantContext(orm, pool, {
+      cacheMs: config.TENANT_CACHE_MS,
+      statementTimeoutMs: config.TENANT_STATEMENT_TIMEOUT_MS,
+      idleInTransactionMs: config.TENANT_IDLE_IN_TRANSACTION_MS,
+    });
     const web = await buildWeb({ config, log, pool, tenants, abuse: options.abuse });
     cleanups.push(web.close);
+    await warnTenantsBehind(pool, web.deps.migrations, log);
     const app = createApp({
       log,
       checks: { database: databaseCheck(pool), ...web.checks },
@@ -89,6 +96,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await stopAll();
     throw err;
   }
+}
+
+/** Tenants behind the templates serve old schemas to new code: say so at start, with the fix. */
+async function warnTenantsBehind(pool: Pool, migrations: readonly TenantMigration[], log: Logger) {
+  const behind = await countTenantsBehind(pool, migrations);
+  if (behind === 0) return;
+  log.warn('tenants are behind the tenant migrations: run `npx enclave tenants migrate`', {
+    tenantsBehind: behind,
+    latestVersion: latestVersion(migrations),
+  });
 }
 
 async function databaseUrl(

@@ -106,6 +106,19 @@ export async function migrateFleet(
   };
 }
 
+/**
+ * How many live tenants are behind the newest template. The code serves the
+ * newest version: a tenant left behind (a rollout not yet run, or one that
+ * failed) may fail its requests until `enclave tenants migrate` brings it up.
+ */
+export async function countTenantsBehind(
+  pool: Pool,
+  migrations: readonly TenantMigration[],
+): Promise<number> {
+  const statement = sql.countBehind(latestVersion(migrations));
+  return (await query<{ n: number }>(pool, statement.text, statement.values)).rows[0]?.n ?? 0;
+}
+
 async function migrateOne(
   pool: Pool,
   tenant: sql.TenantRow,

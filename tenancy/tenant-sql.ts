@@ -123,6 +123,12 @@ export const countCurrent = (latest: number, ids: readonly string[] | null): Sta
   values: ids ? [LIVE_STATES, latest, ids] : [LIVE_STATES, latest],
 });
 
+/** Live tenants behind `latest`: the server warns at start when there are any. */
+export const countBehind = (latest: number): Statement => ({
+  text: `SELECT count(*)::int AS n FROM control.tenants WHERE state = ANY($1) AND schema_version < $2`,
+  values: [LIVE_STATES, latest],
+});
+
 export const selectExisting = (ids: readonly string[]): Statement => ({
   text: `SELECT id FROM control.tenants WHERE id = ANY($1) AND state <> 'deleted'`,
   values: [ids],

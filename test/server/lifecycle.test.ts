@@ -7,6 +7,10 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../server/config.ts';
 import { StartupError, startServer } from '../../server/lifecycle.ts';
+import { migrateControlPlane } from '../../tenancy/control-plane.ts';
+import { dropTenant } from '../../tenancy/lifecycle.ts';
+import { provisionTenant } from '../../tenancy/provision.ts';
+import { DEFAULT_TENANT_MIGRATIONS_DIR, loadTenantMigrations } from '../../tenancy/templates.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { captureLog } from '../helpers/log.ts';
 
@@ -76,6 +80,23 @@ describe('startServer', () => {
     }
     await assert.rejects(fetch(`${server.url}/healthz`));
     assert.ok(captured.lines().some((l) => l.message === 'listening' && l.url === server.url));
+  });
+
+  test('a tenant behind the tenant migrations is named in a warning at start, with the command that fixes it', async () => {
+    await migrateControlPlane(db.pool);
+    const migrations = loadTenantMigrations(DEFAULT_TENANT_MIGRATIONS_DIR);
+    const tenant = await provisionTenant(db.pool, { displayName: 'Left behind' }, migrations);
+    await db.pool.query('UPDATE control.tenants SET schema_version = 1 WHERE id = $1', [tenant.id]);
+    const config = { ...loadConfig({ DATABASE_URL: db.url, DB_POOL_SIZE: '2' }), PORT: 0 };
+    const captured = captureLog('info');
+    const server = await startServer(config, { log: captured.log });
+    await server.stop();
+    const warning = captured.lines().find((l) => l.level === 'warn' && l.tenantsBehind !== undefined);
+    assert.ok(warning, 'no warning about tenants behind');
+    assert.equal(warning.tenantsBehind, 1);
+    assert.equal(warning.latestVersion, migrations.length);
+    assert.match(String(warning.message), /enclave tenants migrate/);
+    await dropTenant(db.pool, tenant.id);
   });
 
   test('an unreachable database is a StartupError naming host and port, not the password', async () => {
