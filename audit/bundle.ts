@@ -17,7 +17,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import { writeTarGz } from '../server/export/archive.ts';
+import { writeTarGz } from '../kernel/archive.ts';
 import {
   type BundleFilter,
   CHECKPOINTS_FILE,

@@ -1,6 +1,6 @@
 // Statements on the sealed audit trail (migrations/control/0006_audit_log.sql),
 // as small pure functions: values in, { text, values } out.
-import type { Statement } from '../tenancy/tenant-sql.ts';
+import type { Statement } from '../kernel/db.ts';
 
 // --- keys and origin ---------------------------------------------------------
 

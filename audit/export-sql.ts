@@ -1,6 +1,6 @@
 // Statements the export reads with (migrations/control/0006_audit_log.sql),
 // as small pure functions: values in, { text, values } out.
-import type { Statement } from '../tenancy/tenant-sql.ts';
+import type { Statement } from '../kernel/db.ts';
 
 /** Every chain that has a checkpoint, by a skip scan over the primary key (one probe per chain, not per row). */
 export const selectChains = (): Statement => ({

@@ -10,14 +10,14 @@
 // Every export is itself audited (`audit.export`), also when it fails.
 import { createHash } from 'node:crypto';
 import type { Writable } from 'node:stream';
-import { type Client, type Pool, run, transaction } from '../tenancy/db.ts';
-import { ident } from '../tenancy/identifiers.ts';
+import { type AuditActor, type AuditContext, insertAuditEvent } from '../kernel/audit-inbox.ts';
+import { type Client, type Pool, run, transaction } from '../kernel/db.ts';
+import { ident } from '../kernel/identifiers.ts';
 import { type BundleChain, type SpooledBundle, spoolBundle } from './bundle.ts';
 import { type ManifestChain, type SignedCheckpoint, ZERO_HASH } from './bundle-format.ts';
 import { parseCanonical } from './canonical.ts';
 import type { Checkpoint } from './entry.ts';
 import { formatTime } from './entry.ts';
-import { type AuditActor, type AuditContext, insertAuditEvent } from './event.ts';
 import * as sql from './export-sql.ts';
 import { readOrigin } from './sealer.ts';
 import { publicKeys } from './signing.ts';

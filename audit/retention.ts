@@ -4,8 +4,8 @@
 // under legal hold keep everything; the registry chain is never pruned. The
 // append-only trigger accepts this one kind of UPDATE only inside a
 // transaction that says so (chain-sql.ts allowRetention).
-import { type Pool, transaction } from '../tenancy/db.ts';
-import { auditLock } from '../tenancy/locks.ts';
+import { type Pool, transaction } from '../kernel/db.ts';
+import { auditLock } from '../kernel/locks.ts';
 import { allowRetention, prunePayloads } from './chain-sql.ts';
 
 export const DEFAULT_RETENTION_DAYS = 2557; // seven years, leap days included

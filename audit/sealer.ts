@@ -11,9 +11,9 @@
 //      inbox rows are deleted (the inbox is a queue);
 //   4. one signed checkpoint per chain that grew, each also recorded as an
 //      entry of the `registry` chain, then a signed checkpoint of the registry.
-import type { Client, Pool } from '../tenancy/db.ts';
-import { transaction } from '../tenancy/db.ts';
-import { auditLock, auditTryLock } from '../tenancy/locks.ts';
+import type { Client, Pool } from '../kernel/db.ts';
+import { transaction } from '../kernel/db.ts';
+import { auditLock, auditTryLock } from '../kernel/locks.ts';
 import { canonicalBytes } from './canonical.ts';
 import {
   currentKey,

@@ -1,7 +1,7 @@
 // Statements the auditor's search reads with (control.audit_log, the sealed
 // trail; control.audit_checkpoints; control.audit_inbox for what is not sealed
 // yet), as small pure functions: values in, { text, values } out.
-import type { Statement } from '../tenancy/tenant-sql.ts';
+import type { Statement } from '../kernel/db.ts';
 
 export interface EntryFilter {
   /** One chain (`t_<id>` or `platform`), or every tenant and platform chain. */

@@ -7,11 +7,12 @@
 // Every call is itself audited (`audit.search`, `audit.checkpoints.read`), in
 // the same transaction as the read, in the searched tenant's chain (or the
 // platform chain for searches across tenants), like `audit.export`.
-import { type Client, type Pool, run, transaction } from '../tenancy/db.ts';
-import { DatabaseError, InvalidInputError } from '../tenancy/errors.ts';
-import { isTenantId } from '../tenancy/identifiers.ts';
+
+import { type ActorType, type AuditBy, eventBy, insertAuditEvent } from '../kernel/audit-inbox.ts';
+import { type Client, type Pool, run, transaction } from '../kernel/db.ts';
+import { DatabaseError, InvalidInputError } from '../kernel/errors.ts';
+import { isTenantId } from '../kernel/identifiers.ts';
 import { PLATFORM_CHAIN } from './entry.ts';
-import { type ActorType, type AuditBy, eventBy, insertAuditEvent } from './event.ts';
 import * as sql from './search-sql.ts';
 
 export const ACTOR_TYPES: readonly ActorType[] = [

@@ -15,8 +15,8 @@ import {
 } from 'node:crypto';
 import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type Client, type Pool, transaction } from '../tenancy/db.ts';
-import { auditLock } from '../tenancy/locks.ts';
+import { type Client, type Pool, transaction } from '../kernel/db.ts';
+import { auditLock } from '../kernel/locks.ts';
 import { currentKey, insertKey, listKeys, retireCurrentKey } from './chain-sql.ts';
 
 export const DEFAULT_KEY_FILE_NAME = 'audit-signing-key.pem';

@@ -3,7 +3,7 @@
 // their workspace) with the session cookie and CSRF token kept.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Pool } from '../tenancy/db.ts';
+import type { Pool } from '../kernel/db.ts';
 
 export interface ApiAnswer {
   status: number;

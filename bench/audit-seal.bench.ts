@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { seal } from '../audit/sealer.ts';
 import { openSigner } from '../audit/signing.ts';
-import { ident } from '../tenancy/identifiers.ts';
+import { ident } from '../kernel/identifiers.ts';
 import { createScratch } from './scratch-database.ts';
 
 const ADMIN = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

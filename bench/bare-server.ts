@@ -16,10 +16,10 @@
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import pg from 'pg';
+import { checkTenantName, ident } from '../kernel/identifiers.ts';
 import { NOTE_SORT_SPECS } from '../server/workspace/notes.ts';
 import { noteSummary } from '../server/workspace/views.ts';
 import { listNotes as listNotesSql, type NoteSummaryRow } from '../server/workspace/workspace-sql.ts';
-import { checkTenantName, ident } from '../tenancy/identifiers.ts';
 
 function required(name: string): string {
   const value = process.env[name];

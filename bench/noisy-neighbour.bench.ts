@@ -36,7 +36,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
-import { ident } from '../tenancy/identifiers.ts';
+import { ident } from '../kernel/identifiers.ts';
 import { api, type Registered, registerPerson, signOut } from './api-client.ts';
 import { Child, serveEnclave } from './children.ts';
 import { cpuBetween, snapshot } from './cpu.ts';

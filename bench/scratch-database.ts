@@ -2,9 +2,9 @@
 // every tenant role made in it (roles are cluster-wide), also after a failure.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { createPool, type Pool } from '../kernel/db.ts';
+import { ident } from '../kernel/identifiers.ts';
 import { migrateControlPlane } from '../tenancy/control-plane.ts';
-import { createPool, type Pool } from '../tenancy/db.ts';
-import { ident } from '../tenancy/identifiers.ts';
 
 export interface Scratch {
   name: string;

@@ -17,10 +17,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import type { Pool } from '../tenancy/db.ts';
+import type { Pool, Statement } from '../kernel/db.ts';
+import { newTenantId, tenantNames } from '../kernel/identifiers.ts';
 import { detectDrift } from '../tenancy/drift.ts';
 import { migrateFleet } from '../tenancy/fleet-migrate.ts';
-import { newTenantId, tenantNames } from '../tenancy/identifiers.ts';
 import { provisionTenant } from '../tenancy/provision.ts';
 import {
   DEFAULT_TENANT_MIGRATIONS_DIR,
@@ -116,7 +116,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; result: T }
 }
 
 /** A statement with its $n values written in as literals, for a plain SQL script. */
-function inline(stmt: sql.Statement): string {
+function inline(stmt: Statement): string {
   return stmt.text.replace(/\$(\d+)/g, (_, n: string) => {
     const v = stmt.values[Number(n) - 1];
     if (v === null) return 'NULL';

@@ -2,7 +2,7 @@
 // unit of work, MikroORM `em.find` of 50 notes, the same rows through
 // `uow.query`, and the bare pool query. Run: `node bench/unit-of-work.bench.ts`
 // (BENCH_DATABASE_URL: an admin URL; default the local postgres).
-import { ident } from '../tenancy/identifiers.ts';
+import { ident } from '../kernel/identifiers.ts';
 import { createOrm } from '../tenancy/orm.ts';
 import { provisionTenant } from '../tenancy/provision.ts';
 import { loadTenantMigrations } from '../tenancy/templates.ts';

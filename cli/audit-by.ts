@@ -3,7 +3,7 @@
 // not an `admin` with an id we could check) with id `cli:<OS user>`, the same
 // form `enclave audit export` uses.
 import os from 'node:os';
-import type { AuditBy } from '../audit/event.ts';
+import type { AuditBy } from '../kernel/audit-inbox.ts';
 
 export function cliBy(): AuditBy {
   return { actor: { type: 'system', id: `cli:${osUser()}` } };

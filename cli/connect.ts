@@ -1,10 +1,10 @@
 // The CLI reaches the same database as the server: DATABASE_URL, or the
 // embedded PostgreSQL in DATA_DIR (joined if the server runs, started for the
 // command's duration otherwise). The control plane is brought up to date first.
-import { type Config, loadConfig } from '../server/config.ts';
-import { startEmbeddedPostgres } from '../server/embedded-postgres.ts';
+import { type Config, loadConfig } from '../kernel/config.ts';
+import { createPool, type Pool } from '../kernel/db.ts';
+import { startEmbeddedPostgres } from '../kernel/embedded-postgres.ts';
 import { migrateControlPlane } from '../tenancy/control-plane.ts';
-import { createPool, type Pool } from '../tenancy/db.ts';
 import {
   DEFAULT_TENANT_MIGRATIONS_DIR,
   loadTenantMigrations,

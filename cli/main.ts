@@ -1,9 +1,10 @@
 // The `enclave` ops CLI. Exit codes: 0 ok, 1 the operation failed (or found
 // drift), 2 bad usage, 78 bad configuration, 130 interrupted.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ConfigError } from '../server/config.ts';
+import { ConfigError } from '../kernel/config.ts';
+import { InvalidInputError } from '../kernel/errors.ts';
 import { AppError } from '../server/errors.ts';
-import { InvalidInputError, TenancyError } from '../tenancy/errors.ts';
+import { TenancyError } from '../tenancy/errors.ts';
 import { registerAuditCommands } from './audit.ts';
 import { createCommand, driftCommand, dropCommand, listCommand, migrateCommand } from './tenants.ts';
 import { UsageError } from './usage-error.ts';

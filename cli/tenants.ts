@@ -1,9 +1,9 @@
 // `enclave tenants ...`: the ops face of the tenancy service.
 import { createInterface } from 'node:readline/promises';
 import cliProgress from 'cli-progress';
+import { isTenantId } from '../kernel/identifiers.ts';
 import { detectDrift } from '../tenancy/drift.ts';
 import { migrateFleet } from '../tenancy/fleet-migrate.ts';
-import { isTenantId } from '../tenancy/identifiers.ts';
 import { dropTenant } from '../tenancy/lifecycle.ts';
 import { provisionTenant } from '../tenancy/provision.ts';
 import { latestVersion } from '../tenancy/templates.ts';
@@ -72,7 +72,7 @@ export async function listCommand(opts: { json?: boolean; all?: boolean }): Prom
   }
 }
 
-async function requireExisting(pool: import('../tenancy/db.ts').Pool, ids: string[]): Promise<void> {
+async function requireExisting(pool: import('../kernel/db.ts').Pool, ids: string[]): Promise<void> {
   const q = sql.selectExisting(ids);
   const found = new Set((await pool.query<{ id: string }>(q.text, q.values)).rows.map((r) => r.id));
   const missing = ids.filter((id) => !found.has(id));

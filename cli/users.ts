@@ -1,9 +1,9 @@
 // `enclave users ...`: the accounts that no web form may create.
 
-import { eventBy, insertAuditEvent } from '../audit/event.ts';
+import { eventBy, insertAuditEvent } from '../kernel/audit-inbox.ts';
+import { run, transaction } from '../kernel/db.ts';
 import { createPrivilegedUser } from '../server/accounts/accounts.ts';
 import { normalizeEmail } from '../server/accounts/credentials.ts';
-import { run, transaction } from '../tenancy/db.ts';
 import { cliBy } from './audit-by.ts';
 import { connect } from './connect.ts';
 import { printJson } from './output.ts';

@@ -2,8 +2,8 @@
 // pg-boss runs once across all instances.
 import type { PgBoss } from 'pg-boss';
 import { type PruneResult, pruneAuditPayloads } from '../audit/retention.ts';
-import type { Logger } from '../server/logger.ts';
-import type { Pool } from '../tenancy/db.ts';
+import type { Pool } from '../kernel/db.ts';
+import type { Logger } from '../kernel/logger.ts';
 
 export const PRUNE_QUEUE = 'audit-prune';
 const DAILY_AT = '17 3 * * *'; // 03:17 UTC, off the hour

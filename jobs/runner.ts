@@ -4,8 +4,8 @@
 // no access to it, like everything outside their own schema).
 import { PgBoss } from 'pg-boss';
 import type { Signer } from '../audit/signing.ts';
-import type { Logger } from '../server/logger.ts';
-import type { Pool } from '../tenancy/db.ts';
+import type { Pool } from '../kernel/db.ts';
+import type { Logger } from '../kernel/logger.ts';
 import { schedulePruneAudit } from './prune-audit.ts';
 import { scheduleSealAudit } from './seal-audit.ts';
 

@@ -17,8 +17,8 @@
 import type { PgBoss } from 'pg-boss';
 import { type SealResult, seal } from '../audit/sealer.ts';
 import type { Signer } from '../audit/signing.ts';
-import type { Logger } from '../server/logger.ts';
-import type { Pool } from '../tenancy/db.ts';
+import type { Pool } from '../kernel/db.ts';
+import type { Logger } from '../kernel/logger.ts';
 
 export const SEAL_QUEUE = 'audit-seal';
 

@@ -2,10 +2,10 @@
 // pool of their choice. Order matters: headers and request id first (so even a
 // 404 carries them), then routes, then the one 404 and the one error handler.
 import express, { type Express, type RequestHandler, type Router } from 'express';
+import type { Logger } from '../kernel/logger.ts';
 import type { TenantContext } from '../tenancy/unit-of-work.ts';
 import { DEFAULT_CHECK_TIMEOUT_MS, healthRouter, type ReadinessCheck } from './health.ts';
 import { errorHandler, notFound } from './http-errors.ts';
-import type { Logger } from './logger.ts';
 import { requestId } from './request-id.ts';
 import { requestLog } from './request-log.ts';
 import { noStore, securityHeaders } from './security-headers.ts';

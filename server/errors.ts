@@ -1,6 +1,6 @@
 // Typed errors of the HTTP face (accounts, sessions, abuse). Like the tenancy
 // errors, they carry no status code: server/http-errors.ts maps them once.
-import { InvalidInputError } from '../tenancy/errors.ts';
+import { InvalidInputError } from '../kernel/errors.ts';
 
 export class AppError extends Error {
   override name = 'AppError';

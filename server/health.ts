@@ -3,8 +3,8 @@
 // readiness check, each bounded in time, and says which one failed. Reasons
 // are short and fixed-form: this endpoint is public, details go to the log.
 import { type Request, type Response, Router } from 'express';
-import type { Pool } from '../tenancy/db.ts';
-import type { Logger } from './logger.ts';
+import type { Pool } from '../kernel/db.ts';
+import type { Logger } from '../kernel/logger.ts';
 
 /** Resolves when the dependency can serve; rejects (or never settles) when it cannot. */
 export type ReadinessCheck = () => Promise<void>;

@@ -4,11 +4,10 @@
 // on; anything else gets a fixed message, and its details go to the log only.
 import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
+import { InvalidInputError, PermissionDeniedError, QueryTimeoutError } from '../kernel/errors.ts';
+import type { Logger } from '../kernel/logger.ts';
 import {
-  InvalidInputError,
   LegalHoldError,
-  PermissionDeniedError,
-  QueryTimeoutError,
   TenantNotFoundError,
   TenantSuspendedError,
   TenantUnavailableError,
@@ -30,7 +29,6 @@ import {
   ValidationError,
   VersionConflictError,
 } from './errors.ts';
-import type { Logger } from './logger.ts';
 import { requestIdOf } from './request-id.ts';
 import { pathOf } from './request-log.ts';
 import { renderErrorPage } from './views.ts';

@@ -1,7 +1,7 @@
 // `npm start`: configuration, then startServer, then wait for a signal. This
 // module owns the process: exit codes and signal handling live here only.
-import { type Config, ConfigError, loadConfig } from './config.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { type Config, ConfigError, loadConfig } from '../kernel/config.ts';
+import { createLogger, type Logger } from '../kernel/logger.ts';
 
 const EX_CONFIG = 78; // sysexits.h: configuration error
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;

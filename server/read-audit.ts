@@ -9,7 +9,7 @@
 // which every workspace route reaches tenant data; the setting reaches it as
 // `res.locals.auditReads`, set by the middleware below (server/web.ts).
 import type { Request, RequestHandler } from 'express';
-import { eventBy } from '../audit/event.ts';
+import { eventBy } from '../kernel/audit-inbox.ts';
 import type { UnitOfWork } from '../tenancy/unit-of-work.ts';
 import { whoOf } from './request-audit.ts';
 import { type AuditContentMode, contentDigest } from './workspace/audit.ts';

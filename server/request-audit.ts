@@ -3,7 +3,7 @@
 // tokens, the auditor's own searches). Workspace services get the same through
 // server/workspace/actor.ts.
 import type { Request } from 'express';
-import type { AuditActor, AuditBy, AuditContext } from '../audit/event.ts';
+import type { AuditActor, AuditBy, AuditContext } from '../kernel/audit-inbox.ts';
 import type { Role } from './accounts/users-sql.ts';
 
 /** Where the request came from: client address (per TRUST_PROXY), user agent, request id. */

@@ -2,7 +2,7 @@
 // (finished or aborted). The path is logged without its query string, which
 // is where tokens and other secrets tend to travel.
 import type { Request, RequestHandler, Response } from 'express';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../kernel/logger.ts';
 import { requestIdOf } from './request-id.ts';
 
 export function pathOf(req: Request): string {

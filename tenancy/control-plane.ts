@@ -4,8 +4,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Pool, transaction } from './db.ts';
-import { controlLock } from './locks.ts';
+import { type Pool, transaction } from '../kernel/db.ts';
+import { controlLock } from '../kernel/locks.ts';
 
 const CONTROL_DIR = fileURLToPath(new URL('../migrations/control/', import.meta.url));
 

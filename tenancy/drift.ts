@@ -3,9 +3,10 @@
 // built by applying migrations 1..V to a scratch schema inside a transaction
 // that is always rolled back, so the migrations stay the only source of truth.
 // Every schema (tenants and scratch) is read with one catalog query per kind.
-import type { Client, Pool } from './db.ts';
-import { MigrationError, TenancyError, translateDbError } from './errors.ts';
-import { checkTenantName, newTenantId, tenantNames } from './identifiers.ts';
+import type { Client, Pool, Statement } from '../kernel/db.ts';
+import { translateDbError } from '../kernel/errors.ts';
+import { checkTenantName, newTenantId, tenantNames } from '../kernel/identifiers.ts';
+import { MigrationError, TenancyError } from './errors.ts';
 import { latestVersion, renderMigration, type TenantMigration } from './templates.ts';
 import * as sql from './tenant-sql.ts';
 
@@ -38,7 +39,7 @@ export const SCHEMA_PLACEHOLDER = '{{schema}}';
 
 // --- SQL, as pure functions ------------------------------------------------
 
-export const selectLiveTenants = (ids: readonly string[] | null): sql.Statement => ({
+export const selectLiveTenants = (ids: readonly string[] | null): Statement => ({
   text: `SELECT id, schema_name, schema_version FROM control.tenants
          WHERE state = ANY($1) ${ids ? 'AND id = ANY($2)' : ''} ORDER BY id`,
   values: ids ? [sql.LIVE_STATES, ids] : [sql.LIVE_STATES],
@@ -47,12 +48,12 @@ export const selectLiveTenants = (ids: readonly string[] | null): sql.Statement 
 // With only pg_catalog on the search_path, the catalog functions qualify every
 // name outside it: tenant and scratch schema are printed the same way and the
 // placeholder makes them equal.
-const catalogSearchPath: sql.Statement = {
+const catalogSearchPath: Statement = {
   text: "SELECT set_config('search_path', 'pg_catalog', true)",
   values: [],
 };
 
-export const selectSchemas = (schemas: readonly string[]): sql.Statement => ({
+export const selectSchemas = (schemas: readonly string[]): Statement => ({
   text: 'SELECT nspname AS schema FROM pg_namespace WHERE nspname = ANY($1)',
   values: [schemas],
 });
@@ -63,7 +64,7 @@ const fromTables = (joins = '', where = '') =>
    WHERE n.nspname = ANY($1) AND t.relkind IN ('r', 'p') ${where}`;
 
 /** Per kind, rows of (schema, table, name, definition) for every given schema at once. */
-export const selectShapes = (schemas: readonly string[]): Record<ObjectKind, sql.Statement> => ({
+export const selectShapes = (schemas: readonly string[]): Record<ObjectKind, Statement> => ({
   table: {
     text: `SELECT n.nspname AS schema, t.relname AS table, t.relname AS name,
                   CASE t.relkind WHEN 'p' THEN 'partitioned table' ELSE 'table' END
@@ -172,7 +173,7 @@ async function introspect(client: Client, schemas: readonly string[]): Promise<M
   const shapes = new Map<string, ShapeObject[]>();
   for (const row of (await client.query<{ schema: string }>(selectSchemas(schemas))).rows)
     shapes.set(row.schema, []);
-  for (const [kind, statement] of Object.entries(selectShapes(schemas)) as [ObjectKind, sql.Statement][]) {
+  for (const [kind, statement] of Object.entries(selectShapes(schemas)) as [ObjectKind, Statement][]) {
     for (const r of (await client.query<ShapeRow>(statement)).rows) {
       shapes
         .get(r.schema)

@@ -1,7 +1,8 @@
 // Typed errors of the tenancy service. HTTP status codes are chosen from these
-// in one place (server/http-errors.ts); database errors are translated once here.
+// in one place (server/http-errors.ts); database errors are translated in kernel/errors.ts.
+import { EnclaveError } from '../kernel/errors.ts';
 
-export class TenancyError extends Error {
+export class TenancyError extends EnclaveError {
   override name = 'TenancyError';
 }
 
@@ -48,43 +49,6 @@ export class MigrationError extends TenancyError {
     });
     this.migration = migration;
   }
-}
-
-export class InvalidInputError extends TenancyError {
-  override name = 'InvalidInputError';
-}
-
-/** A PostgreSQL error surfaced through the tenancy service, with its SQLSTATE. */
-export class DatabaseError extends TenancyError {
-  override name = 'DatabaseError';
-  readonly code: string | undefined;
-  constructor(message: string, code: string | undefined, cause: unknown) {
-    super(message, { cause });
-    this.code = code;
-  }
-}
-
-export class PermissionDeniedError extends DatabaseError {
-  override name = 'PermissionDeniedError';
-}
-
-/**
- * PostgreSQL stopped the work: a statement ran past statement_timeout (or was
- * cancelled, SQLSTATE 57014), or the transaction sat idle past
- * idle_in_transaction_session_timeout (25P03). The transaction is rolled back.
- */
-export class QueryTimeoutError extends DatabaseError {
-  override name = 'QueryTimeoutError';
-}
-
-/** Translates a driver error by SQLSTATE; anything not a database error passes through. */
-export function translateDbError(err: unknown): unknown {
-  if (err instanceof TenancyError || !(err instanceof Error)) return err;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return err;
-  if (code === '42501') return new PermissionDeniedError(err.message, code, err);
-  if (code === '57014' || code === '25P03') return new QueryTimeoutError(err.message, code, err);
-  return new DatabaseError(err.message, code, err);
 }
 
 export function stateError(tenantId: string, state: string): TenantUnavailableError {

@@ -5,8 +5,8 @@
 // keeps serving while the others go on. Sequential is concurrency 1.
 // Each tenant that moves gets a `tenant.migrate` audit event in its own
 // transaction; a failed one gets its failure event once it has rolled back.
-import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../audit/event.ts';
-import { type Pool, query, run, transaction } from './db.ts';
+import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../kernel/audit-inbox.ts';
+import { type Pool, query, run, transaction } from '../kernel/db.ts';
 import { MigrationError } from './errors.ts';
 import { migrateTenantInTransaction } from './migrate-tenant.ts';
 import { latestVersion, type TenantMigration } from './templates.ts';

@@ -2,11 +2,11 @@
 // hold, and drop. Each is one transaction under the tenant's advisory lock,
 // and each writes its audit event (`tenant.*`) in that same transaction: the
 // inbox is in the control plane, so a committed step always has its event.
-import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../audit/event.ts';
-import { type Client, type Pool, transaction } from './db.ts';
+import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../kernel/audit-inbox.ts';
+import { type Client, type Pool, transaction } from '../kernel/db.ts';
+import { checkTenantName } from '../kernel/identifiers.ts';
+import { tenantLock } from '../kernel/locks.ts';
 import { LegalHoldError, stateError, TenantNotFoundError } from './errors.ts';
-import { checkTenantName } from './identifiers.ts';
-import { tenantLock } from './locks.ts';
 import * as sql from './tenant-sql.ts';
 
 /** Schema and role go; the row stays as 'deleted' (its ledger outlives it). Refused under legal hold. */

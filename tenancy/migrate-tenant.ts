@@ -1,9 +1,9 @@
 // "Advisory lock, check version, apply, record version": the one code path that
 // changes a tenant schema's version, used by provisioning and by fleet rollouts.
 // Runs inside the caller's transaction; the caller commits or rolls back.
-import type { Client } from './db.ts';
+import type { Client } from '../kernel/db.ts';
+import { tenantLock } from '../kernel/locks.ts';
 import { MigrationError, stateError, TenantNotFoundError } from './errors.ts';
-import { tenantLock } from './locks.ts';
 import { renderMigration, type TenantMigration } from './templates.ts';
 import * as sql from './tenant-sql.ts';
 

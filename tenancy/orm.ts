@@ -2,7 +2,7 @@
 // service uses for raw SQL, so a process holds one pool, not two.
 import { MikroORM } from '@mikro-orm/postgresql';
 import type pg from 'pg';
-import type { Pool } from './db.ts';
+import type { Pool } from '../kernel/db.ts';
 import { WORKSPACE_ENTITIES } from './workspace-entities.ts';
 
 export type Orm = MikroORM;

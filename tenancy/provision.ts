@@ -3,10 +3,10 @@
 // row, no role, no schema (CREATE ROLE and CREATE SCHEMA are transactional).
 // The `tenant.provision` audit event commits with it (the inbox is in the
 // control plane, written as the application role in the same transaction).
-import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../audit/event.ts';
-import { type Client, type Pool, retryingTransaction } from './db.ts';
-import { InvalidInputError } from './errors.ts';
-import { newTenantId, tenantNames } from './identifiers.ts';
+import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../kernel/audit-inbox.ts';
+import { type Client, type Pool, retryingTransaction } from '../kernel/db.ts';
+import { InvalidInputError } from '../kernel/errors.ts';
+import { newTenantId, tenantNames } from '../kernel/identifiers.ts';
 import { migrateTenantInTransaction, type StepHooks } from './migrate-tenant.ts';
 import type { TenantMigration } from './templates.ts';
 import * as sql from './tenant-sql.ts';

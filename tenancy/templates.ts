@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkTenantName, ident } from './identifiers.ts';
+import { checkTenantName, ident } from '../kernel/identifiers.ts';
 
 export interface TenantMigration {
   version: number;

@@ -1,11 +1,7 @@
 // Control-plane statements about tenants, as small pure functions:
 // parameters in, { text, values } out. Identifiers go through ident() only.
-import { ident } from './identifiers.ts';
-
-export interface Statement {
-  text: string;
-  values: unknown[];
-}
+import type { Statement } from '../kernel/db.ts';
+import { ident } from '../kernel/identifiers.ts';
 
 export type TenantState = 'provisioning' | 'active' | 'suspended' | 'archived' | 'deleted';
 

@@ -4,11 +4,12 @@
 // timeout), with set_config(..., true), i.e. SET LOCAL: nothing survives
 // COMMIT or ROLLBACK, so nothing leaks to the next user of the pooled connection.
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { type AuditEvent, insertAuditEvent } from '../audit/event.ts';
-import type { Pool } from './db.ts';
-import { query } from './db.ts';
-import { QueryTimeoutError, stateError, TenantNotFoundError, translateDbError } from './errors.ts';
-import { checkTenantName, ident, isTenantId } from './identifiers.ts';
+import { type AuditEvent, insertAuditEvent } from '../kernel/audit-inbox.ts';
+import type { Pool } from '../kernel/db.ts';
+import { query } from '../kernel/db.ts';
+import { QueryTimeoutError, translateDbError } from '../kernel/errors.ts';
+import { checkTenantName, ident, isTenantId } from '../kernel/identifiers.ts';
+import { stateError, TenantNotFoundError } from './errors.ts';
 import type { Orm } from './orm.ts';
 import * as sql from './tenant-sql.ts';
 

@@ -7,7 +7,7 @@
 // real; nothing is mocked.
 import os from 'node:os';
 import path from 'node:path';
-import { type EmbeddedDatabase, startEmbeddedPostgres } from '../server/embedded-postgres.ts';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from '../kernel/embedded-postgres.ts';
 
 let embedded: EmbeddedDatabase | undefined;
 

@@ -10,8 +10,8 @@
 // route middleware for a signed-in person's own checks, `begin` where the
 // account comes from elsewhere (the pending sign-in of the code step).
 import type { Request, RequestHandler, Response } from 'express';
+import type { Logger } from '../../kernel/logger.ts';
 import { RateLimitedError, SessionsUnavailableError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
 import {
   type Attempt,
   type AttemptCounter,

@@ -18,9 +18,9 @@ import {
 } from 'express-rate-limit';
 import { type RedisReply, RedisStore } from 'rate-limit-redis';
 import type { RedisClientType } from 'redis';
+import type { Logger } from '../../kernel/logger.ts';
 import { bearerSecret } from '../auth/bearer.ts';
 import { RateLimitedError, SessionsUnavailableError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
 import type { WindowLimit } from './options.ts';
 
 /**

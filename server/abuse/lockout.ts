@@ -19,11 +19,11 @@
 import { createHmac } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import type { RedisClientType } from 'redis';
-import { InvalidInputError } from '../../tenancy/errors.ts';
+import { InvalidInputError } from '../../kernel/errors.ts';
+import type { Logger } from '../../kernel/logger.ts';
 import { normalizeEmail } from '../accounts/credentials.ts';
 import { type SignInCredentials, signInCredentials } from '../auth/sign-in-credentials.ts';
 import { RateLimitedError, SessionsUnavailableError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
 import type { LockoutPolicy } from './options.ts';
 
 export type Attempt = { allowed: true; failures: number } | { allowed: false; retryAfterMs: number };

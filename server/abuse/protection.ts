@@ -15,9 +15,9 @@
 // Express routes them, so `/API/v1/Auth/Login/` is not a way around.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { RedisClientType } from 'redis';
+import type { Logger } from '../../kernel/logger.ts';
 import { hasBearer } from '../auth/session-middleware.ts';
 import { signInCredentials } from '../auth/sign-in-credentials.ts';
-import type { Logger } from '../logger.ts';
 import { CredentialAttempts, checkPassed } from './attempts.ts';
 import { clientAddress, limiter, tokenKey } from './limits.ts';
 import {

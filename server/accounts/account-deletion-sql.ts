@@ -1,5 +1,5 @@
 // Control-plane statements of account deletion: parameters in, { text, values } out.
-import type { Statement } from '../../tenancy/tenant-sql.ts';
+import type { Statement } from '../../kernel/db.ts';
 
 /** Locks the person's row for the deletion; nothing else may change it meanwhile. */
 export const lockUser = (userId: string): Statement => ({

@@ -10,9 +10,10 @@
 // the audit trail (actor id, address and device of the request), which is
 // what the trail is for. Their email becomes free to register again.
 import { z } from 'zod';
-import { type AuditActor, type AuditContext, insertAuditEvent } from '../../audit/event.ts';
-import { type Pool, run, transaction } from '../../tenancy/db.ts';
-import { InvalidInputError, LegalHoldError } from '../../tenancy/errors.ts';
+import { type AuditActor, type AuditContext, insertAuditEvent } from '../../kernel/audit-inbox.ts';
+import { type Pool, run, transaction } from '../../kernel/db.ts';
+import { InvalidInputError } from '../../kernel/errors.ts';
+import { LegalHoldError } from '../../tenancy/errors.ts';
 import { dropTenantInTransaction } from '../../tenancy/lifecycle.ts';
 import { AuthenticationError, ForbiddenError, MfaRequiredError } from '../errors.ts';
 import * as sql from './account-deletion-sql.ts';

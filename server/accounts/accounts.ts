@@ -3,9 +3,9 @@
 // no user is left behind, and if the email is taken, no tenant is. Every
 // change here writes its audit event in its own transaction.
 import { randomUUID } from 'node:crypto';
-import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../audit/event.ts';
-import { type Client, type Pool, retryingTransaction, run, transaction } from '../../tenancy/db.ts';
-import { DatabaseError } from '../../tenancy/errors.ts';
+import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../kernel/audit-inbox.ts';
+import { type Client, type Pool, retryingTransaction, run, transaction } from '../../kernel/db.ts';
+import { DatabaseError } from '../../kernel/errors.ts';
 import { provisionTenantInTransaction } from '../../tenancy/provision.ts';
 import type { TenantMigration } from '../../tenancy/templates.ts';
 import type { TenantRow } from '../../tenancy/tenant-sql.ts';

@@ -2,8 +2,8 @@
 // setup link (valid one hour, stored only as a SHA-256 hash) and prints it in
 // the log. Using it creates the first admin and burns every outstanding link.
 import { createHash, randomBytes } from 'node:crypto';
-import { type AuditBy, SYSTEM } from '../../audit/event.ts';
-import { type Pool, run, transaction } from '../../tenancy/db.ts';
+import { type AuditBy, SYSTEM } from '../../kernel/audit-inbox.ts';
+import { type Pool, run, transaction } from '../../kernel/db.ts';
 import { AuthenticationError, ConflictError } from '../errors.ts';
 import { createPrivilegedUserInTransaction } from './accounts.ts';
 import * as sql from './users-sql.ts';

@@ -1,7 +1,7 @@
 // Control-plane statements about API tokens: parameters in, { text, values }
 // out (the style of users-sql.ts). The secret itself never reaches SQL: only
 // its SHA-256, and a token is found by that hash through the unique index.
-import type { Statement } from '../../tenancy/tenant-sql.ts';
+import type { Statement } from '../../kernel/db.ts';
 import type { Role } from './users-sql.ts';
 
 export type TokenScope = 'read' | 'write';

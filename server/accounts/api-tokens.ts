@@ -5,9 +5,9 @@
 // unlike a password, the input has full entropy, so there is nothing for a
 // slow hash to protect, and every API request pays for the lookup.
 import { createHash, randomBytes } from 'node:crypto';
-import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../audit/event.ts';
-import { type Client, type Pool, run, transaction } from '../../tenancy/db.ts';
-import { InvalidInputError } from '../../tenancy/errors.ts';
+import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../kernel/audit-inbox.ts';
+import { type Client, type Pool, run, transaction } from '../../kernel/db.ts';
+import { InvalidInputError } from '../../kernel/errors.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { isUuid } from '../sessions/registry.ts';
 import * as sql from './api-tokens-sql.ts';

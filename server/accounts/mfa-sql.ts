@@ -1,7 +1,7 @@
 // Control-plane statements for the second factor: parameters in,
 // { text, values } out (the style of users-sql.ts). Each state change is one
 // conditional UPDATE, so two requests racing each other cannot both win.
-import type { Statement } from '../../tenancy/tenant-sql.ts';
+import type { Statement } from '../../kernel/db.ts';
 
 export interface MfaStateRow {
   id: string;

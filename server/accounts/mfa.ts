@@ -17,9 +17,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { generateSecret, generateURI, verify } from 'otplib';
 import QRCode from 'qrcode';
-import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../audit/event.ts';
-import { type Client, type Pool, run, transaction } from '../../tenancy/db.ts';
-import { InvalidInputError } from '../../tenancy/errors.ts';
+import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../kernel/audit-inbox.ts';
+import { type Client, type Pool, run, transaction } from '../../kernel/db.ts';
+import { InvalidInputError } from '../../kernel/errors.ts';
 import { AuthenticationError, ConflictError, MfaRequiredError } from '../errors.ts';
 import { verifyPassword } from './credentials.ts';
 import * as sql from './mfa-sql.ts';

@@ -1,6 +1,6 @@
 // Control-plane statements for what an account's owner hears at their next
 // sign-in (migrations/control/0008_account_notices.sql).
-import type { Statement } from '../../tenancy/tenant-sql.ts';
+import type { Statement } from '../../kernel/db.ts';
 
 export const countAttemptOfUser = (userId: string): Statement => ({
   text: 'UPDATE control.users SET failed_attempts = failed_attempts + 1 WHERE id = $1',

@@ -3,11 +3,11 @@
 // since they last signed in (one failure every 15 minutes keeps an account
 // locked for good), and the security changes made to it meanwhile (two-step
 // sign-in turned on or off, new recovery codes), each with where it came from.
-import type { AuditBy } from '../../audit/event.ts';
-import { type Client, type Pool, run } from '../../tenancy/db.ts';
-import type { Statement } from '../../tenancy/tenant-sql.ts';
+import type { AuditBy } from '../../kernel/audit-inbox.ts';
+import type { Statement } from '../../kernel/db.ts';
+import { type Client, type Pool, run } from '../../kernel/db.ts';
+import type { Logger } from '../../kernel/logger.ts';
 import type { AttemptTally } from '../abuse/lockout.ts';
-import type { Logger } from '../logger.ts';
 import { describeDevice } from '../sessions/registry.ts';
 import * as sql from './notices-sql.ts';
 

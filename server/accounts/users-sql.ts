@@ -1,6 +1,6 @@
 // Control-plane statements about people and their sessions: parameters in,
 // { text, values } out (see tenancy/tenant-sql.ts for the same style).
-import type { Statement } from '../../tenancy/tenant-sql.ts';
+import type { Statement } from '../../kernel/db.ts';
 
 export type Role = 'user' | 'auditor' | 'admin';
 

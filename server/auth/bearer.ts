@@ -20,7 +20,7 @@
 // the owner's row, and requireWorkspace binds the unit of work to it; whether
 // that tenant is still active is the unit of work's check, as for sessions.
 import type { RequestHandler } from 'express';
-import type { Pool } from '../../tenancy/db.ts';
+import type { Pool } from '../../kernel/db.ts';
 import { authenticate } from '../accounts/api-tokens.ts';
 import { AuthenticationError, ForbiddenError, LoginRequiredError } from '../errors.ts';
 import type { Principal } from './principal.ts';

@@ -4,7 +4,7 @@
 // once, not after some cache expires.
 import { Passport } from 'passport';
 import { Strategy as LocalStrategy } from 'passport-local';
-import type { Pool } from '../../tenancy/db.ts';
+import type { Pool } from '../../kernel/db.ts';
 import { authenticate } from '../accounts/accounts.ts';
 import type { UserRow } from '../accounts/users-sql.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';

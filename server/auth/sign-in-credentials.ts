@@ -11,7 +11,7 @@
 // request that gets past this always names exactly one account, so the lockout
 // always has a key for it.
 import type { Request } from 'express';
-import { InvalidInputError } from '../../tenancy/errors.ts';
+import { InvalidInputError } from '../../kernel/errors.ts';
 import { normalizeEmail, PASSWORD_MAX } from '../accounts/credentials.ts';
 
 export interface SignInCredentials {

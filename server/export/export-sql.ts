@@ -1,7 +1,7 @@
 // The statements an export runs inside the tenant's unit of work, as the tenant
 // role: which tables there are, and a server-side cursor over each. MikroORM's
 // raw execute takes `?` placeholders, so none of this SQL uses a `?` operator.
-import { ident } from '../../tenancy/identifiers.ts';
+import { ident } from '../../kernel/identifiers.ts';
 
 export interface ExportTable {
   table: string;

@@ -14,8 +14,8 @@
 // of each instance's database pool just the same.
 import { randomBytes } from 'node:crypto';
 import type { RedisClientType } from 'redis';
+import type { Logger } from '../../kernel/logger.ts';
 import { RateLimitedError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
 
 export type SlotKind = 'export' | 'search';
 

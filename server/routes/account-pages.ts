@@ -5,7 +5,7 @@
 // form that checks the password or a code counts toward the account's sign-in
 // lockout (abuse/attempts.ts).
 import { type Request, type Response, Router } from 'express';
-import { InvalidInputError } from '../../tenancy/errors.ts';
+import { InvalidInputError } from '../../kernel/errors.ts';
 import { DELETE_CONFIRMATION } from '../accounts/account-deletion.ts';
 import { changePassword } from '../accounts/accounts.ts';
 import { createToken, listTokens, revokeToken } from '../accounts/api-tokens.ts';

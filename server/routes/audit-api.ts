@@ -17,8 +17,8 @@ import {
   searchEntries,
 } from '../../audit/search.ts';
 import { publicKeys } from '../../audit/signing.ts';
-import { run } from '../../tenancy/db.ts';
-import { InvalidInputError } from '../../tenancy/errors.ts';
+import { run } from '../../kernel/db.ts';
+import { InvalidInputError } from '../../kernel/errors.ts';
 import { requireLogin, requireRole } from '../auth/guards.ts';
 import { NotFoundError } from '../errors.ts';
 import { whoOf } from '../request-audit.ts';

@@ -5,8 +5,8 @@
 import { createHmac } from 'node:crypto';
 import type { Request } from 'express';
 import { Router } from 'express';
-import { eventBy, insertAuditEvent } from '../../audit/event.ts';
-import { run } from '../../tenancy/db.ts';
+import { eventBy, insertAuditEvent } from '../../kernel/audit-inbox.ts';
+import { run } from '../../kernel/db.ts';
 import { changePassword, LoginFailedError, register } from '../accounts/accounts.ts';
 import { checkSecondFactor, MfaRefusedError } from '../accounts/mfa.ts';
 import { countFailedAttempt, type SignInNotices, takeSignInNotices } from '../accounts/notices.ts';

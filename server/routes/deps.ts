@@ -1,12 +1,12 @@
 // What the HTTP routes are handed: built once in server/lifecycle.ts.
-import type { Pool } from '../../tenancy/db.ts';
+import type { Pool } from '../../kernel/db.ts';
+import type { Logger } from '../../kernel/logger.ts';
 import type { TenantMigration } from '../../tenancy/templates.ts';
 import type { TenantContext } from '../../tenancy/unit-of-work.ts';
 import type { CredentialAttempts } from '../abuse/attempts.ts';
 import type { createPassport } from '../auth/passport.ts';
 import type { ExportLimits } from '../export/spool-budget.ts';
 import type { TenantSlots } from '../load/tenant-slots.ts';
-import type { Logger } from '../logger.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
 
 export interface RouteDeps {

@@ -12,11 +12,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Router } from 'express';
-import { run } from '../../tenancy/db.ts';
+import { writeTarGz } from '../../kernel/archive.ts';
+import { run } from '../../kernel/db.ts';
 import * as tenantSql from '../../tenancy/tenant-sql.ts';
 import { requireWorkspace, workspaceOf } from '../auth/guards.ts';
 import { ConflictError } from '../errors.ts';
-import { writeTarGz } from '../export/archive.ts';
 import { dumpWorkspace, manifestOf } from '../export/workspace-dump.ts';
 import type { Slot } from '../load/tenant-slots.ts';
 import { requestIdOf } from '../request-id.ts';

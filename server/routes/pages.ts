@@ -4,7 +4,7 @@
 // they redirect (post/redirect/get); after a failure a person can fix, the form
 // comes back with the message and what was typed, never a password.
 import { type Request, Router } from 'express';
-import { InvalidInputError } from '../../tenancy/errors.ts';
+import { InvalidInputError } from '../../kernel/errors.ts';
 import { findUser, register } from '../accounts/accounts.ts';
 import { describeSignInNotices } from '../accounts/notices.ts';
 import { logOut } from '../auth/session-middleware.ts';

@@ -1,7 +1,7 @@
 // "Where am I signed in?": list, revoke one, revoke all others (and every API
 // token). Admins see and end the sessions of any tenant.
 import { Router } from 'express';
-import { isTenantId } from '../../tenancy/identifiers.ts';
+import { isTenantId } from '../../kernel/identifiers.ts';
 import { requireSessionLogin } from '../auth/bearer.ts';
 import { requireRole } from '../auth/guards.ts';
 import { NotFoundError } from '../errors.ts';

@@ -1,8 +1,8 @@
 // First-admin setup through the one-time link printed in the log at start.
 import { Router } from 'express';
-import type { Pool } from '../../tenancy/db.ts';
+import type { Pool } from '../../kernel/db.ts';
+import type { Logger } from '../../kernel/logger.ts';
 import { completeSetup, issueSetupToken } from '../accounts/admin-setup.ts';
-import type { Logger } from '../logger.ts';
 import { whoOf } from '../request-audit.ts';
 import { render } from '../views.ts';
 import type { RouteDeps } from './deps.ts';

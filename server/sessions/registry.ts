@@ -4,8 +4,8 @@
 // Opening and ending sessions write their audit events (`auth.login`,
 // `auth.logout`, `session.revoke`, `session.revoke_all`) in the same
 // transaction as the registry row.
-import { type AuditBy, eventBy, insertAuditEvent } from '../../audit/event.ts';
-import { type Client, type Pool, run, transaction } from '../../tenancy/db.ts';
+import { type AuditBy, eventBy, insertAuditEvent } from '../../kernel/audit-inbox.ts';
+import { type Client, type Pool, run, transaction } from '../../kernel/db.ts';
 import * as sql from '../accounts/users-sql.ts';
 import { NotFoundError } from '../errors.ts';
 

@@ -3,8 +3,8 @@
 // expire by itself; if it stayed, someone who once had a session (a stolen
 // cookie, a shared computer) could keep a script's way in after the owner
 // thought they had thrown everyone out. The owner re-creates the tokens they need.
-import type { AuditBy } from '../../audit/event.ts';
-import { type Pool, transaction } from '../../tenancy/db.ts';
+import type { AuditBy } from '../../kernel/audit-inbox.ts';
+import { type Pool, transaction } from '../../kernel/db.ts';
 import { revokeAllTokensInTransaction } from '../accounts/api-tokens.ts';
 import type { SessionRegistry } from './registry.ts';
 

@@ -9,8 +9,8 @@ import pgSession from 'connect-pg-simple';
 import { RedisStore } from 'connect-redis';
 import session from 'express-session';
 import { createClient, type RedisClientType } from 'redis';
-import type { Pool } from '../../tenancy/db.ts';
-import type { Logger } from '../logger.ts';
+import type { Pool } from '../../kernel/db.ts';
+import type { Logger } from '../../kernel/logger.ts';
 
 export interface SessionBackend {
   store: session.Store;

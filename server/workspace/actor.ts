@@ -2,7 +2,7 @@
 // token) and where the request came from. Built once per request by the API
 // and the pages alike, handed to every workspace service that writes.
 import type { Request, Response } from 'express';
-import type { AuditActor, AuditContext } from '../../audit/event.ts';
+import type { AuditActor, AuditContext } from '../../kernel/audit-inbox.ts';
 import { LoginRequiredError } from '../errors.ts';
 import { requestIdOf } from '../request-id.ts';
 import type { AuditContentMode } from './audit.ts';

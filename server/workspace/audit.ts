@@ -14,7 +14,7 @@
 // does not become a second, undeletable copy of every workspace.
 import { createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { changes } from '../../audit/event.ts';
+import { changes } from '../../kernel/audit-inbox.ts';
 import type { UnitOfWork } from '../../tenancy/unit-of-work.ts';
 import type { Actor } from './actor.ts';
 

@@ -9,7 +9,7 @@
 // microsecond, which a JS Date would round to the millisecond and so lose
 // rows that share a millisecond). Its values only ever reach SQL as parameters;
 // a tampered cursor can only move the reader within their own workspace.
-import { InvalidInputError } from '../../tenancy/errors.ts';
+import { InvalidInputError } from '../../kernel/errors.ts';
 import { LIMITS } from './validation.ts';
 
 export type KeyType = 'timestamp' | 'date' | 'text' | 'number';

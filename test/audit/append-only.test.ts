@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { pruneAuditPayloads } from '../../audit/retention.ts';
 import type { Signer } from '../../audit/signing.ts';
-import { query, transaction } from '../../tenancy/db.ts';
-import { PermissionDeniedError } from '../../tenancy/errors.ts';
+import { query, transaction } from '../../kernel/db.ts';
+import { PermissionDeniedError } from '../../kernel/errors.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { assertChainValid, event, insertEvent, readChain, sealAll, tempSigner } from './chain-helpers.ts';
 

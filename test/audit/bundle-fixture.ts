@@ -28,7 +28,7 @@ import {
 import { exportBundle } from '../../audit/export.ts';
 import { publicKeyPem, type Signer } from '../../audit/signing.ts';
 import { verifyBundle } from '../../audit/verify.ts';
-import type { Pool } from '../../tenancy/db.ts';
+import type { Pool } from '../../kernel/db.ts';
 import { event, insertEvent, sealAll, tempSigner } from './chain-helpers.ts';
 
 export const TENANT_A = 'aaaaaaaaaaa1';

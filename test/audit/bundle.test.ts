@@ -9,7 +9,7 @@ import { pruneAuditPayloads } from '../../audit/retention.ts';
 import { seal } from '../../audit/sealer.ts';
 import { publicKeyPem, type Signer } from '../../audit/signing.ts';
 import { type VerifyOk, verifyBundle } from '../../audit/verify.ts';
-import type { Pool } from '../../tenancy/db.ts';
+import type { Pool } from '../../kernel/db.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { EditableBundle, exportToBuffer } from './bundle-fixture.ts';
 import { event, insertEvent, readChain, sealAll, tempSigner } from './chain-helpers.ts';

@@ -6,10 +6,10 @@ import { createHash, createPublicKey, verify } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type AuditEvent, insertAuditEvent } from '../../audit/event.ts';
 import { seal } from '../../audit/sealer.ts';
 import { openSigner, type Signer } from '../../audit/signing.ts';
-import type { Client, Pool } from '../../tenancy/db.ts';
+import { type AuditEvent, insertAuditEvent } from '../../kernel/audit-inbox.ts';
+import type { Client, Pool } from '../../kernel/db.ts';
 
 export async function tempSigner(): Promise<Signer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'enclave-audit-'));

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Signer } from '../../audit/signing.ts';
 import { JOBS_SCHEMA, startJobRunner } from '../../jobs/runner.ts';
 import { SEAL_QUEUE, sealAudit } from '../../jobs/seal-audit.ts';
-import { loadConfig } from '../../server/config.ts';
+import { loadConfig } from '../../kernel/config.ts';
 import { StartupError, startServer } from '../../server/lifecycle.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { captureLog } from '../helpers/log.ts';

@@ -3,7 +3,7 @@
 // Usage: node test/audit/sealing-loop.ts DATABASE_URL KEY_FILE
 import { seal } from '../../audit/sealer.ts';
 import { openSigner } from '../../audit/signing.ts';
-import { createPool } from '../../tenancy/db.ts';
+import { createPool } from '../../kernel/db.ts';
 
 const [url, keyFile] = process.argv.slice(2);
 if (!url || !keyFile) throw new Error('usage: sealing-loop.ts DATABASE_URL KEY_FILE');

@@ -3,9 +3,9 @@
 // roles of the database's tenants before the database itself.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { createPool, type Pool } from '../../kernel/db.ts';
+import { ident } from '../../kernel/identifiers.ts';
 import { migrateControlPlane } from '../../tenancy/control-plane.ts';
-import { createPool, type Pool } from '../../tenancy/db.ts';
-import { ident } from '../../tenancy/identifiers.ts';
 
 export interface TestDatabase {
   name: string;

@@ -1,6 +1,6 @@
 // A logger whose lines the test can read back, parsed.
 import { Writable } from 'node:stream';
-import { createLogger, type Logger } from '../../server/logger.ts';
+import { createLogger, type Logger } from '../../kernel/logger.ts';
 
 export interface CapturedLog {
   log: Logger;

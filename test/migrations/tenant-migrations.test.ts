@@ -3,7 +3,7 @@
 // the tenant's schema, no CREATE TABLE AS, nothing outside {{schema}}.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { newTenantId, tenantNames } from '../../tenancy/identifiers.ts';
+import { newTenantId, tenantNames } from '../../kernel/identifiers.ts';
 import { loadTenantMigrations, renderMigration } from '../../tenancy/templates.ts';
 import * as sql from '../../tenancy/tenant-sql.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
+import { createPool, type Pool } from '../../kernel/db.ts';
 import { createApp } from '../../server/app.ts';
 import { databaseCheck } from '../../server/health.ts';
-import { createPool, type Pool } from '../../tenancy/db.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { captureLog, settle } from '../helpers/log.ts';
 

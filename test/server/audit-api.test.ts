@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
-import { type AuditEvent, insertAuditEvent } from '../../audit/event.ts';
 import { openSigner } from '../../audit/signing.ts';
 import { type VerifyOk, verifyBundle } from '../../audit/verify.ts';
+import { type AuditEvent, insertAuditEvent } from '../../kernel/audit-inbox.ts';
 import { createPrivilegedUser } from '../../server/accounts/accounts.ts';
 import { sealAll } from '../audit/chain-helpers.ts';
 import {

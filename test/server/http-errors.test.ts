@@ -2,13 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Router } from 'express';
 import request from 'supertest';
+import { DatabaseError, InvalidInputError, PermissionDeniedError } from '../../kernel/errors.ts';
 import { createApp } from '../../server/app.ts';
 import {
-  DatabaseError,
-  InvalidInputError,
   LegalHoldError,
   MigrationError,
-  PermissionDeniedError,
   TenantNotFoundError,
   TenantSuspendedError,
   TenantUnavailableError,

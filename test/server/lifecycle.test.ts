@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../server/config.ts';
+import { loadConfig } from '../../kernel/config.ts';
 import { StartupError, startServer } from '../../server/lifecycle.ts';
 import { migrateControlPlane } from '../../tenancy/control-plane.ts';
 import { dropTenant } from '../../tenancy/lifecycle.ts';

@@ -15,11 +15,11 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { createClient, type RedisClientType } from 'redis';
-import { loadConfig } from '../../server/config.ts';
+import { loadConfig } from '../../kernel/config.ts';
+import type { Pool } from '../../kernel/db.ts';
 import { RateLimitedError } from '../../server/errors.ts';
 import { type RunningServer, startServer } from '../../server/lifecycle.ts';
 import { TenantSlots } from '../../server/load/tenant-slots.ts';
-import type { Pool } from '../../tenancy/db.ts';
 import { captureLog } from '../helpers/log.ts';
 import {
   relaxedAbuseLimits,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { ident } from '../../kernel/identifiers.ts';
 import {
   compareShapes,
   detectDrift,
@@ -7,7 +8,6 @@ import {
   type ShapeObject,
   type TenantDrift,
 } from '../../tenancy/drift.ts';
-import { ident } from '../../tenancy/identifiers.ts';
 import { provisionTenant } from '../../tenancy/provision.ts';
 import { loadTenantMigrations, renderMigration } from '../../tenancy/templates.ts';
 import type { TenantRow } from '../../tenancy/tenant-sql.ts';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { QueryTimeoutError } from '../../tenancy/errors.ts';
+import { QueryTimeoutError } from '../../kernel/errors.ts';
 import { createOrm, type Orm } from '../../tenancy/orm.ts';
 import { provisionTenant } from '../../tenancy/provision.ts';
 import { loadTenantMigrations } from '../../tenancy/templates.ts';

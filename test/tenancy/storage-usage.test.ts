@@ -3,9 +3,9 @@
 // transaction sets, race-free, and out of the tenant role's reach.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { DatabaseError, PermissionDeniedError } from '../../tenancy/errors.ts';
+import { DatabaseError, PermissionDeniedError } from '../../kernel/errors.ts';
+import { ident } from '../../kernel/identifiers.ts';
 import { migrateFleet } from '../../tenancy/fleet-migrate.ts';
-import { ident } from '../../tenancy/identifiers.ts';
 import { createOrm, type Orm } from '../../tenancy/orm.ts';
 import { provisionTenant } from '../../tenancy/provision.ts';
 import { loadTenantMigrations } from '../../tenancy/templates.ts';

@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  PermissionDeniedError,
-  TenantNotFoundError,
-  TenantSuspendedError,
-  TenantUnavailableError,
-} from '../../tenancy/errors.ts';
+import { PermissionDeniedError } from '../../kernel/errors.ts';
+import { TenantNotFoundError, TenantSuspendedError, TenantUnavailableError } from '../../tenancy/errors.ts';
 import { dropTenant, setTenantState } from '../../tenancy/lifecycle.ts';
 import { createOrm, type Orm } from '../../tenancy/orm.ts';
 import { provisionTenant } from '../../tenancy/provision.ts';

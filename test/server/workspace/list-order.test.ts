@@ -5,10 +5,10 @@
 // could serve the sort (docs/BENCHMARKS.md, "Workspace").
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { ident } from '../../../kernel/identifiers.ts';
 import { NOTE_SORT_SPECS } from '../../../server/workspace/notes.ts';
 import { TASK_SORT_SPECS } from '../../../server/workspace/tasks.ts';
 import * as sql from '../../../server/workspace/workspace-sql.ts';
-import { ident } from '../../../tenancy/identifiers.ts';
 import { type SignedIn, signUp, startTestServer, type TestServer } from '../../helpers/server.ts';
 
 describe('workspace lists sort by the column, to the microsecond', () => {

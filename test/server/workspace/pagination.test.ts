@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { InvalidInputError } from '../../../kernel/errors.ts';
 import {
   after,
   decodeCursor,
@@ -8,7 +9,6 @@ import {
   orderBy,
   page,
 } from '../../../server/workspace/pagination.ts';
-import { InvalidInputError } from '../../../tenancy/errors.ts';
 
 const updated: KeysetSort = {
   name: 'updated_desc',

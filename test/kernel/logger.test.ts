@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { redact, redactString } from '../../server/logger.ts';
+import { redact, redactString } from '../../kernel/logger.ts';
 import { captureLog } from '../helpers/log.ts';
 
 describe('logger', () => {

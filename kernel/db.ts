@@ -7,6 +7,12 @@ import { translateDbError } from './errors.ts';
 export type Client = pg.PoolClient;
 export type Pool = pg.Pool;
 
+/** One SQL statement: `$n` placeholders in text, their values in order. Built by small pure functions. */
+export interface Statement {
+  text: string;
+  values: unknown[];
+}
+
 // bigint (int8) and numeric come back as strings by default; counts and
 // versions we read are small, so map int8 to number where it is safe.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => {
@@ -79,7 +85,7 @@ export async function query<R extends pg.QueryResultRow = pg.QueryResultRow>(
 /** Runs one `{ text, values }` statement (see tenant-sql.ts) outside any explicit transaction. */
 export function run<R extends pg.QueryResultRow = pg.QueryResultRow>(
   pool: Pool | Client,
-  statement: { text: string; values: unknown[] },
+  statement: Statement,
 ): Promise<pg.QueryResult<R>> {
   return query<R>(pool, statement.text, statement.values);
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { retryingTransaction } from '../../tenancy/db.ts';
-import { DatabaseError } from '../../tenancy/errors.ts';
+import { retryingTransaction } from '../../kernel/db.ts';
+import { DatabaseError } from '../../kernel/errors.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 const RAISE = (code: string) => `DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '${code}'; END $$`;

@@ -1,7 +1,7 @@
 // The shape of one audit event and the one statement that writes it to the
 // inbox. Details carry changed fields (old and new) but never a secret: the
 // writer drops any key that looks like one.
-import type { Statement } from '../tenancy/tenant-sql.ts';
+import type { Statement } from './db.ts';
 
 export type ActorType = 'user' | 'admin' | 'auditor' | 'token' | 'job' | 'system' | 'anonymous';
 

@@ -3,7 +3,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { startEmbeddedPostgres } from '../../server/embedded-postgres.ts';
+import { startEmbeddedPostgres } from '../../kernel/embedded-postgres.ts';
 
 // Only root runs PostgreSQL as another user (`postgres`); as any other user the
 // server runs as that user and this situation cannot arise (CI runs as root).
