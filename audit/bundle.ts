@@ -31,7 +31,7 @@ import {
   type ManifestChain,
   type ManifestFile,
   type SignedCheckpoint,
-} from './bundle-format.ts';
+} from './verifier/bundle-format.ts';
 
 export interface BundleChain {
   /** firstSeq..lastSeq and hash_{firstSeq-1}, as they go into the manifest. */

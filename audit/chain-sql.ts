@@ -32,25 +32,6 @@ export const selectOrigin = (): Statement => ({
 
 // --- sealing -----------------------------------------------------------------
 
-export interface InboxRow {
-  id: number;
-  tenant_id: string | null;
-  actor_type: string;
-  actor_id: string | null;
-  action: string;
-  resource_type: string | null;
-  resource_id: string | null;
-  outcome: string;
-  outcome_code: string | null;
-  /** occurred_at in the entry's own form: UTC, microseconds, `Z`. */
-  at: string;
-  ip: string | null;
-  user_agent: string | null;
-  request_id: string | null;
-  /** jsonb as text, so numbers keep their exact source form. */
-  details: string;
-}
-
 /**
  * Inbox rows that are safe to seal, in the order they are sealed.
  *

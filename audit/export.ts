@@ -10,17 +10,17 @@
 // Every export is itself audited (`audit.export`), also when it fails.
 import { createHash } from 'node:crypto';
 import type { Writable } from 'node:stream';
-import { type AuditActor, type AuditContext, insertAuditEvent } from '../kernel/audit-inbox.ts';
+import { type AuditActor, type AuditContext, record } from '../kernel/audit-inbox.ts';
 import { type Client, type Pool, run, transaction } from '../kernel/db.ts';
 import { ident } from '../kernel/identifiers.ts';
 import { type BundleChain, type SpooledBundle, spoolBundle } from './bundle.ts';
-import { type ManifestChain, type SignedCheckpoint, ZERO_HASH } from './bundle-format.ts';
-import { parseCanonical } from './canonical.ts';
-import type { Checkpoint } from './entry.ts';
-import { formatTime } from './entry.ts';
 import * as sql from './export-sql.ts';
 import { readOrigin } from './sealer.ts';
 import { publicKeys } from './signing.ts';
+import { type ManifestChain, type SignedCheckpoint, ZERO_HASH } from './verifier/bundle-format.ts';
+import { parseCanonical } from './verifier/canonical.ts';
+import type { Checkpoint } from './verifier/entry.ts';
+import { formatTime, tenantChain } from './verifier/entry.ts';
 
 export interface ExportOptions {
   /** Only this tenant's chain; without it every chain, the platform and registry chains included. */
@@ -65,9 +65,9 @@ export async function exportBundle(
   };
   let summary: ExportSummary | undefined;
   try {
-    const spooled = await transaction(pool, async (client) => {
-      await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      return spoolFromDatabase(client, options, filter);
+    const spooled = await transaction(pool, (client) => spoolFromDatabase(client, options, filter), {
+      isolation: 'repeatable read',
+      readOnly: true,
     });
     try {
       await spooled.writeTo(out);
@@ -81,18 +81,17 @@ export async function exportBundle(
     };
     return summary;
   } finally {
-    await run(
+    await record(
       pool,
-      insertAuditEvent({
+      { actor: options.actor, context: options.context },
+      {
         tenantId: filter.tenant,
-        actor: options.actor,
         action: 'audit.export',
         resource: { type: 'audit_bundle', id: summary?.manifestSha256 ?? null },
         outcome: summary ? 'success' : 'failure',
         code: summary ? null : 'export_failed',
-        ...(options.context ? { context: options.context } : {}),
         details: { filter, ...(summary ? { chains: summary.chains, entries: summary.entries } : {}) },
-      }),
+      },
     );
   }
 }
@@ -104,7 +103,7 @@ async function spoolFromDatabase(
 ): Promise<SpooledBundle> {
   const origin = await readOrigin(client);
   const names = filter.tenant
-    ? [`t_${filter.tenant}`]
+    ? [tenantChain(filter.tenant)]
     : (await run<{ chain: string }>(client, sql.selectChains())).rows.map((r) => r.chain);
   const plans: BundleChain[] = [];
   let total = 0;

@@ -8,8 +8,6 @@ import { type Pool, transaction } from '../kernel/db.ts';
 import { auditLock } from '../kernel/locks.ts';
 import { allowRetention, prunePayloads } from './chain-sql.ts';
 
-export const DEFAULT_RETENTION_DAYS = 2557; // seven years, leap days included
-
 export interface PruneResult {
   pruned: number;
   cutoff: Date;

@@ -14,11 +14,9 @@
 import type { Client, Pool } from '../kernel/db.ts';
 import { transaction } from '../kernel/db.ts';
 import { auditLock, auditTryLock } from '../kernel/locks.ts';
-import { canonicalBytes } from './canonical.ts';
 import {
   currentKey,
   deleteInbox,
-  type InboxRow,
   insertCheckpoint,
   insertEntries,
   insertKey,
@@ -27,6 +25,8 @@ import {
   selectOrigin,
   selectSealable,
 } from './chain-sql.ts';
+import { type Signer, SigningKeyNotCurrentError } from './signing.ts';
+import { canonicalBytes } from './verifier/canonical.ts';
 import {
   type Checkpoint,
   chainHash,
@@ -34,11 +34,11 @@ import {
   checkpointOf,
   entryOf,
   formatTime,
+  type InboxRow,
   REGISTRY_CHAIN,
   registryEntryOf,
   ZERO_HASH,
-} from './entry.ts';
-import { type Signer, SigningKeyNotCurrentError } from './signing.ts';
+} from './verifier/entry.ts';
 
 export const DEFAULT_SEAL_BATCH = 5000;
 

@@ -8,12 +8,12 @@
 // the same transaction as the read, in the searched tenant's chain (or the
 // platform chain for searches across tenants), like `audit.export`.
 
-import { type ActorType, type AuditBy, eventBy, insertAuditEvent } from '../kernel/audit-inbox.ts';
+import { type ActorType, type AuditBy, record } from '../kernel/audit-inbox.ts';
 import { type Client, type Pool, run, transaction } from '../kernel/db.ts';
 import { DatabaseError, InvalidInputError } from '../kernel/errors.ts';
 import { isTenantId } from '../kernel/identifiers.ts';
-import { PLATFORM_CHAIN } from './entry.ts';
 import * as sql from './search-sql.ts';
+import { PLATFORM_CHAIN, tenantChain } from './verifier/entry.ts';
 
 export const ACTOR_TYPES: readonly ActorType[] = [
   'user',
@@ -108,7 +108,7 @@ export function filterParams(f: SearchFilter): Record<string, string> {
 /** The chain a tenant filter names: `t_<id>`, `platform`, or null for all. */
 export function chainOfFilter(f: SearchFilter): string | null {
   if (f.tenant === null) return null;
-  return f.tenant === PLATFORM_CHAIN ? PLATFORM_CHAIN : `t_${f.tenant}`;
+  return f.tenant === PLATFORM_CHAIN ? PLATFORM_CHAIN : tenantChain(f.tenant);
 }
 
 export function encodeCursor(c: sql.EntryCursor): string {
@@ -182,7 +182,7 @@ export async function searchEntries(
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     const pending = (await run<{ n: number }>(client, sql.countPending(chain))).rows[0]?.n ?? 0;
-    await record(client, options.by, filter.tenant, 'audit.search', {
+    await recordAuditor(client, options.by, filter.tenant, 'audit.search', {
       filter: filterParams(filter),
       ...(options.cursor ? { page: 'next' } : {}),
       results: page.length,
@@ -224,7 +224,7 @@ export async function latestCheckpoints(
       sql.selectLatestCheckpoints(chain, options.after ?? null, limit + 1),
     );
     const page = rows.slice(0, limit);
-    await record(client, options.by, options.tenant, 'audit.checkpoints.read', {
+    await recordAuditor(client, options.by, options.tenant, 'audit.checkpoints.read', {
       chains: page.length,
     });
     return {
@@ -246,7 +246,7 @@ export async function recordAuditorRead(
   action: string,
   details: Record<string, unknown>,
 ): Promise<void> {
-  await transaction(pool, (client) => record(client, by, null, action, details));
+  await transaction(pool, (client) => recordAuditor(client, by, null, action, details));
 }
 
 /**
@@ -270,7 +270,7 @@ async function bounded<T>(pool: Pool, fn: (client: Client) => Promise<T>): Promi
  * The auditor's event: in the searched tenant's chain when that tenant exists
  * (a search for an unknown id must not start a chain), else the platform's.
  */
-async function record(
+async function recordAuditor(
   client: Client,
   by: AuditBy,
   tenant: string | null,
@@ -280,15 +280,11 @@ async function record(
   let tenantId: string | null = null;
   if (tenant !== null && tenant !== PLATFORM_CHAIN && (await run(client, sql.tenantKnown(tenant))).rowCount)
     tenantId = tenant;
-  await client.query(
-    insertAuditEvent(
-      eventBy(by, {
-        tenantId,
-        action,
-        resource: { type: 'audit_trail', id: tenant },
-        outcome: 'success',
-        details,
-      }),
-    ),
-  );
+  await record(client, by, {
+    tenantId,
+    action,
+    resource: { type: 'audit_trail', id: tenant },
+    outcome: 'success',
+    details,
+  });
 }

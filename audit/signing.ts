@@ -2,28 +2,19 @@
 // (DATA_DIR/audit-signing-key.pem, made on first start with mode 0600, or
 // AUDIT_SIGNING_KEY_FILE); only public keys reach the database
 // (control.audit_keys), where they stay published after rotation so every old
-// checkpoint remains verifiable. Key id: the first 16 hex digits of SHA-256 of
-// the raw 32-byte public key (docs/AUDIT-FORMAT.md).
-import {
-  createHash,
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-  sign,
-  verify,
-} from 'node:crypto';
+// checkpoint remains verifiable. Key ids, PEM and signature checks are offline
+// primitives (verifier/keys.ts).
+import { createPrivateKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Client, type Pool, transaction } from '../kernel/db.ts';
 import { auditLock } from '../kernel/locks.ts';
 import { currentKey, insertKey, listKeys, retireCurrentKey } from './chain-sql.ts';
+import { keyIdOf, publicKeyPem, rawPublicKey, SigningKeyError } from './verifier/keys.ts';
+
+export { SigningKeyError };
 
 export const DEFAULT_KEY_FILE_NAME = 'audit-signing-key.pem';
-
-export class SigningKeyError extends Error {
-  override name = 'SigningKeyError';
-}
 
 /** This process's key is not the one the control plane says is current. */
 export class SigningKeyNotCurrentError extends SigningKeyError {
@@ -57,33 +48,6 @@ export interface PublishedKey {
   pem: string;
   createdAt: Date;
   retiredAt: Date | null;
-}
-
-export function rawPublicKey(key: KeyObject): Buffer {
-  const jwk = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' });
-  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new SigningKeyError('not an Ed25519 key');
-  return Buffer.from(jwk.x, 'base64url');
-}
-
-export function keyIdOf(rawPublic: Uint8Array): string {
-  return createHash('sha256').update(rawPublic).digest('hex').slice(0, 16);
-}
-
-/** SPKI PEM of a raw 32-byte Ed25519 public key: what `audit public-key` prints and `verify --key` reads. */
-export function publicKeyPem(rawPublic: Uint8Array): string {
-  return createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(rawPublic).toString('base64url') },
-    format: 'jwk',
-  })
-    .export({ format: 'pem', type: 'spki' })
-    .toString();
-}
-
-/** Ed25519 verification with a raw or PEM public key. */
-export function verifySignature(publicKey: Uint8Array | string, bytes: Uint8Array, signature: Uint8Array) {
-  const key =
-    typeof publicKey === 'string' ? createPublicKey(publicKey) : createPublicKey(publicKeyPem(publicKey));
-  return verify(null, bytes, key, signature);
 }
 
 /** Where the private key lives: AUDIT_SIGNING_KEY_FILE, or DATA_DIR/audit-signing-key.pem. */

@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { seal } from '../audit/sealer.ts';
 import { openSigner } from '../audit/signing.ts';
 import { ident } from '../kernel/identifiers.ts';
-import { createScratch } from './scratch-database.ts';
+import { createBenchDatabase } from '../test/helpers/database.ts';
 
 const ADMIN = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -74,7 +74,7 @@ const variants: Variant[] = [
   ...WITHOUT.map((index) => ({ name: `batch 5000 without ${index}`, batchSize: 5000, without: [index] })),
 ];
 
-const scratch = await createScratch(ADMIN, { poolSize: 4, migrate: true, log });
+const scratch = await createBenchDatabase(ADMIN, { poolSize: 4, migrate: true, log });
 const { pool } = scratch;
 const keyDir = mkdtempSync(path.join(os.tmpdir(), 'enclave-seal-bench-'));
 const stop = () => {

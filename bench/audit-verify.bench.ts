@@ -1,6 +1,6 @@
 // Offline verify throughput on a bundle of 1,000,000 entries, and the memory
 // it takes. The bundle is synthetic but format-exact: entries are built by the
-// sealer's own code (audit/entry.ts entryOf + RFC 8785 canonicalBytes), hashed
+// sealer's own code (audit/verifier/entry.ts entryOf + RFC 8785 canonicalBytes), hashed
 // into chains, every chain's checkpoint signed with a bench Ed25519 key, and
 // written by the real bundle writer (audit/bundle.ts). No database.
 //
@@ -29,11 +29,11 @@ import { parseArgs } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { type BundleChain, writeBundle } from '../audit/bundle.ts';
-import { canonicalBytes, chainHash, pinnedKeyId, ZERO_HASH } from '../audit/bundle-format.ts';
-import type { InboxRow } from '../audit/chain-sql.ts';
-import { checkpointOf, entryOf, formatTime } from '../audit/entry.ts';
-import { verifyBundle } from '../audit/verify.ts';
-import { LineSplitter } from '../audit/verify-entries.ts';
+import { canonicalBytes, chainHash, ZERO_HASH } from '../audit/verifier/bundle-format.ts';
+import { checkpointOf, entryOf, formatTime, type InboxRow, tenantChain } from '../audit/verifier/entry.ts';
+import { pinnedKeyId } from '../audit/verifier/keys.ts';
+import { verifyBundle } from '../audit/verifier/verify.ts';
+import { LineSplitter } from '../audit/verifier/verify-entries.ts';
 
 const ORIGIN = 'enclave:0123456789abcdef0123456789abcdef';
 
@@ -98,7 +98,7 @@ async function generate(file: string, entries: number, chains: number, privateKe
   function* chainsOf(): Generator<BundleChain> {
     for (let c = 0; c < chains; c++) {
       const tenant = `bench${String(c).padStart(7, '0')}`;
-      const chain = `t_${tenant}`;
+      const chain = tenantChain(tenant);
       const size = Math.min(perChain, entries - c * perChain);
       if (size <= 0) return;
       let head = ZERO_HASH;

@@ -33,9 +33,9 @@ import { Router } from 'express';
 import { loadConfig } from '../kernel/config.ts';
 import { createPool } from '../kernel/db.ts';
 import { createLogger } from '../kernel/logger.ts';
-import { createApp } from '../server/app.ts';
 import { requireWorkspace, workspaceOf } from '../server/auth/guards.ts';
-import { databaseCheck } from '../server/health.ts';
+import { createApp } from '../server/http/app.ts';
+import { databaseCheck } from '../server/http/health.ts';
 import { buildWeb } from '../server/web.ts';
 import { actorOf } from '../server/workspace/actor.ts';
 import { createNote } from '../server/workspace/notes.ts';
@@ -45,9 +45,9 @@ import { createOrm } from '../tenancy/orm.ts';
 import { provisionTenant } from '../tenancy/provision.ts';
 import { loadTenantMigrations } from '../tenancy/templates.ts';
 import { TenantContext, type UnitOfWork } from '../tenancy/unit-of-work.ts';
+import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
 import { registerPerson, signOut } from './api-client.ts';
 import { Child, type Ready } from './children.ts';
-import { createScratch, type Scratch } from './scratch-database.ts';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const ADMIN = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -111,7 +111,6 @@ async function serveWithBenchRoute(): Promise<void> {
   const app = createApp({
     log,
     checks: { database: databaseCheck(pool), ...web.checks },
-    tenants,
     middleware: web.middleware,
     routers: [...web.routers, bench],
   });
@@ -203,18 +202,17 @@ async function load(
 
 // --- part 1: SQL ------------------------------------------------------------
 
-async function sqlPart(scratch: Scratch, iterations: number) {
+async function sqlPart(scratch: ScratchDatabase, iterations: number) {
   const t = await provisionTenant(scratch.pool, { displayName: 'bench sql' }, loadTenantMigrations());
   const { orm } = await createOrm(scratch.url, 4);
   const ctx = new TenantContext(orm, scratch.pool, { cacheMs: 60_000 });
   const insert = (uow: UnitOfWork, i: number) => {
     const n = noteBody(i);
     // The tags as an array literal: MikroORM's raw queries expand an array parameter into a list.
-    return uow.query('INSERT INTO notes (title, body, tags) VALUES (?, ?, ?::text[]) RETURNING id', [
-      n.title,
-      n.body,
-      `{${n.tags.join(',')}}`,
-    ]);
+    return uow.query({
+      text: 'INSERT INTO notes (title, body, tags) VALUES ($1, $2, $3::text[]) RETURNING id',
+      values: [n.title, n.body, `{${n.tags.join(',')}}`],
+    });
   };
   const variants: Record<string, (i: number) => Promise<unknown>> = {
     'insert a note': (i) => ctx.run(t.id, (u) => insert(u, i)),
@@ -254,7 +252,7 @@ async function main(): Promise<void> {
   const seconds = Number(args.duration);
   const warmup = Number(args.warmup);
   const rounds = Number(args.rounds);
-  const scratch = await createScratch(ADMIN, { poolSize: 4, migrate: true, log });
+  const scratch = await createBenchDatabase(ADMIN, { poolSize: 4, migrate: true, log });
   let server: Child | undefined;
   const cleanup = async () => {
     await server?.stop().catch(() => {});

@@ -37,13 +37,12 @@ const pool = new pg.Pool({
 });
 pool.on('error', () => {});
 
-// The exact statement Enclave's list route sends (built by the same function),
-// with `?` turned into `$n`; search_path is fixed per connection instead of
+// The exact statement Enclave's list route sends (built by the same function);
+// search_path is fixed per connection instead of
 // per transaction, and rows are mapped by the same view function.
 const list = listNotesSql({ sort: NOTE_SORT_SPECS.updated_desc, limit: 51 });
-let n = 0;
 // Text and values are passed separately: pg mutates a config object it is given (it sets its callback).
-const LIST = { text: list.text.replace(/\?/g, () => `$${++n}`), values: list.values };
+const LIST = { text: list.text, values: list.values };
 // The unit of work's first statement, values inlined (both names passed checkTenantName).
 const BIND = `SELECT set_config('role', ${pg.escapeLiteral(role)}, true), set_config('search_path', ${pg.escapeLiteral(ident(schema))}, true)`;
 

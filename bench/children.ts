@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../kernel/config.ts';
-import { startServer } from '../server/lifecycle.ts';
+import { startServer } from '../server/start.ts';
 
 const REPO = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 

@@ -33,11 +33,11 @@ import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { createClient } from 'redis';
 import type { Pool } from '../kernel/db.ts';
 import { createLogger } from '../kernel/logger.ts';
+import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
 import { api, type Registered, registerPerson, signOut } from './api-client.ts';
 import { Child, type Ready, serveEnclave } from './children.ts';
 import { cpuBetween, cpuMs, snapshot } from './cpu.ts';
 import { saveResults } from './results.ts';
-import { createScratch, type Scratch } from './scratch-database.ts';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const BARE_SERVER = fileURLToPath(new URL('./bare-server.ts', import.meta.url));
@@ -286,7 +286,7 @@ interface Run {
 async function measure(
   load: LoadChild,
   servers: Record<ServerName, Child>,
-  scratch: Scratch,
+  scratch: ScratchDatabase,
   redisPid: number | undefined,
   ws: Workspace,
   opts: Options,
@@ -512,7 +512,7 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
   const redis = await redisFacts(opts.redisUrl);
   const logLine = await logLineCost();
   log(`one request log line, in isolation: ${logLine.usPerLine} µs, ${logLine.bytesPerLine} bytes`);
-  const scratch = await createScratch(opts.adminUrl, { poolSize: 2, migrate: false, log });
+  const scratch = await createBenchDatabase(opts.adminUrl, { poolSize: 2, migrate: false, log });
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'enclave-bench-http-'));
   const children: Child[] = [];
   let ws: Workspace | undefined;

@@ -20,7 +20,7 @@
 // redis://127.0.0.1:6379).
 //
 // Steps, per mode: a server in a child process on the run's scratch database
-// (bench/scratch-database.ts, dropped at the end); a victim and an abuser
+// (test/helpers/database.ts, dropped at the end); a victim and an abuser
 // registered through the API; their notes written straight into their schemas
 // (bench/workspace-content.ts, plus the abuser's big notes), VACUUM ANALYZE;
 // every route checked once. Then, driven by bench/http-load.ts in child
@@ -37,12 +37,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { ident } from '../kernel/identifiers.ts';
+import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
 import { api, type Registered, registerPerson, signOut } from './api-client.ts';
 import { Child, serveEnclave } from './children.ts';
 import { cpuBetween, snapshot } from './cpu.ts';
 import { type LoadPlan, type LoadReply, type LoadRequest, type LoadResult, serveLoad } from './http-load.ts';
 import { saveResults } from './results.ts';
-import { createScratch, type Scratch } from './scratch-database.ts';
 import { noteContent, PLANTED } from './workspace-content.ts';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -247,7 +247,7 @@ interface ModeResult {
 
 async function runMode(
   mode: Mode,
-  scratch: Scratch,
+  scratch: ScratchDatabase,
   opts: Options,
   dataDir: string,
   children: Child[],
@@ -445,7 +445,7 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
   });
   const startedAt = new Date();
   const loadAverageAtStart = os.loadavg().map((n) => round(n));
-  const scratch = await createScratch(opts.adminUrl, { poolSize: 4, migrate: true, log });
+  const scratch = await createBenchDatabase(opts.adminUrl, { poolSize: 4, migrate: true, log });
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'enclave-bench-neighbour-'));
   try {
     const results: ModeResult[] = [];

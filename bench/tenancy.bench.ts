@@ -29,7 +29,7 @@ import {
   type TenantMigration,
 } from '../tenancy/templates.ts';
 import * as sql from '../tenancy/tenant-sql.ts';
-import { createScratch, type Scratch } from './scratch-database.ts';
+import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
 
 // --- options ----------------------------------------------------------------
 
@@ -193,7 +193,7 @@ async function removeTenants(pool: Pool, ids: readonly string[]): Promise<void> 
  * removed after it (untimed), so every sample sees the same number of tenants.
  */
 async function provisionSamples(
-  scratch: Scratch,
+  scratch: ScratchDatabase,
   raw: pg.Client,
   migrations: readonly TenantMigration[],
   opts: Options,
@@ -239,7 +239,7 @@ async function provisionSamples(
 }
 
 async function fill(
-  scratch: Scratch,
+  scratch: ScratchDatabase,
   migrations: readonly TenantMigration[],
   opts: Options,
 ): Promise<number> {
@@ -483,7 +483,7 @@ async function main() {
   const startedAt = new Date();
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'enclave-bench-'));
   const shipped = loadTenantMigrations();
-  const scratch = await createScratch(opts.url, {
+  const scratch = await createBenchDatabase(opts.url, {
     poolSize: Math.max(8, opts.fillConcurrency, ...opts.concurrency),
     migrate: true,
     log,

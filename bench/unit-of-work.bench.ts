@@ -8,7 +8,7 @@ import { provisionTenant } from '../tenancy/provision.ts';
 import { loadTenantMigrations } from '../tenancy/templates.ts';
 import { TenantContext } from '../tenancy/unit-of-work.ts';
 import { NoteSchema } from '../tenancy/workspace-entities.ts';
-import { createScratch } from './scratch-database.ts';
+import { createBenchDatabase } from '../test/helpers/database.ts';
 
 const ADMIN = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 1000);
@@ -26,7 +26,7 @@ async function measure(name: string, fn: () => Promise<unknown>) {
   return { name, wallMs: Number(wall.toFixed(3)), nodeCpuMs: Number(cpuMs.toFixed(3)) };
 }
 
-const scratch = await createScratch(ADMIN, {
+const scratch = await createBenchDatabase(ADMIN, {
   poolSize: 4,
   migrate: true,
   log: (line) => console.error(line),

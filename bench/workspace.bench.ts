@@ -11,7 +11,7 @@
 // (default postgres://postgres@127.0.0.1:5432/postgres); BENCH_REDIS_URL
 // (default redis://127.0.0.1:6379).
 //
-// Steps: a scratch database (bench/scratch-database.ts, dropped at the end with
+// Steps: a scratch database (test/helpers/database.ts, dropped at the end with
 // every tenant role, also on failure or Ctrl-C); `--tenants` empty tenants
 // provisioned with provisionTenant(), a few at a time; an Enclave server in a
 // child process; a person registered through POST /api/v1/auth/register (their
@@ -32,6 +32,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
+import type { Statement } from '../kernel/db.ts';
 import { ident } from '../kernel/identifiers.ts';
 import { NOTE_SORT_SPECS } from '../server/workspace/notes.ts';
 import { decodeCursor, type KeysetSort } from '../server/workspace/pagination.ts';
@@ -39,12 +40,12 @@ import { NoteListQuery, parse, SearchQuery } from '../server/workspace/validatio
 import * as workspaceSql from '../server/workspace/workspace-sql.ts';
 import { provisionTenant } from '../tenancy/provision.ts';
 import { loadTenantMigrations } from '../tenancy/templates.ts';
+import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
 import { api, type Registered, registerPerson, signOut } from './api-client.ts';
 import { Child, serveEnclave } from './children.ts';
 import { cpuBetween, snapshot } from './cpu.ts';
 import { type LoadPlan, type LoadReply, type LoadRequest, type LoadResult, serveLoad } from './http-load.ts';
 import { saveResults } from './results.ts';
-import { createScratch, type Scratch } from './scratch-database.ts';
 import { noteContent, PLANTED } from './workspace-content.ts';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -187,7 +188,12 @@ type Options = ReturnType<typeof readOptions>;
 // --- setup ------------------------------------------------------------------
 
 /** `count` empty tenants, `concurrency` provisionings at a time (each one transaction, as in production). */
-async function fillTenants(scratch: Scratch, count: number, concurrency: number, signal: AbortSignal) {
+async function fillTenants(
+  scratch: ScratchDatabase,
+  count: number,
+  concurrency: number,
+  signal: AbortSignal,
+) {
   const migrations = loadTenantMigrations();
   const started = performance.now();
   let begun = 0;
@@ -375,7 +381,7 @@ async function checkAnswers(base: string, setup: Setup, facts: Facts, variants: 
 const RANK_SORT: KeysetSort = { name: 'rank', column: 'rank', type: 'number', direction: 'desc' };
 
 /** The statement the route sends for this path, built by the same functions from the same parsed query. */
-function statementOf(pathAndQuery: string): workspaceSql.Statement {
+function statementOf(pathAndQuery: string): Statement {
   const url = new URL(pathAndQuery, 'http://x');
   const raw = Object.fromEntries(url.searchParams);
   if (url.pathname === '/api/v1/search') {
@@ -450,8 +456,7 @@ async function explain(
     for (const v of variants) {
       if (!v.path) continue;
       const stmt = statementOf(v.path(setup));
-      let n = 0;
-      const text = stmt.text.replace(/\?/g, () => `$${++n}`);
+      const text = stmt.text;
       for (const index of v.whatIfIndex ? [undefined, v.whatIfIndex] : [undefined]) {
         const plan = await explainAs(client, ws, text, stmt.values, { index });
         plans.push({
@@ -484,8 +489,7 @@ async function searchParts(pool: pg.Pool, ws: Registered, word: string) {
     `WITH q AS MATERIALIZED (SELECT websearch_to_tsquery('simple', $1) AS query)
      SELECT ${expr} FROM notes n, q WHERE n.search @@ q.query`;
   const whole = workspaceSql.searchNotes({ q: word, sort: RANK_SORT, limit: 21 });
-  let n = 0;
-  const wholeText = whole.text.replace(/\?/g, () => `$${++n}`);
+  const wholeText = whole.text;
   // The same statement with the snippet left out (its two parameters are the last two).
   const headline = /ts_headline\([^\n]*\) AS snippet/;
   if (!headline.test(wholeText)) throw new Error('searchParts: the search statement has changed shape');
@@ -565,7 +569,7 @@ function checked(v: Variant, reply: LoadReply): LoadResult {
 async function measure(
   load: LoadChild,
   server: Child,
-  scratch: Scratch,
+  scratch: ScratchDatabase,
   setup: Setup,
   opts: Options,
   signal: AbortSignal,
@@ -723,7 +727,7 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
   });
   const startedAt = new Date();
   const loadAverageAtStart = os.loadavg().map((n) => round(n));
-  const scratch = await createScratch(opts.adminUrl, {
+  const scratch = await createBenchDatabase(opts.adminUrl, {
     poolSize: opts.fillConcurrency + 2,
     migrate: true,
     log,

@@ -11,8 +11,8 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
-import { canonicalBytes, type SignedCheckpoint } from '../audit/bundle-format.ts';
-import type { VerifyFailure, VerifyOk } from '../audit/verify.ts';
+import { canonicalBytes, type SignedCheckpoint } from '../audit/verifier/bundle-format.ts';
+import type { VerifyFailure, VerifyOk } from '../audit/verifier/verify.ts';
 import { printJson } from './output.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -80,6 +80,7 @@ export async function exportCommand(opts: {
   const { connect } = await import('./connect.ts');
   const { exportBundle } = await import('../audit/export.ts');
   const { selectHasChain } = await import('../audit/export-sql.ts');
+  const { tenantChain } = await import('../audit/verifier/entry.ts');
   const ctx = await connect(2);
   const aside = path.join(
     path.dirname(opts.out),
@@ -94,7 +95,7 @@ export async function exportCommand(opts: {
         )
       : undefined;
   try {
-    if (tenant && (await ctx.pool.query(selectHasChain(`t_${tenant}`))).rowCount === 0)
+    if (tenant && (await ctx.pool.query(selectHasChain(tenantChain(tenant)))).rowCount === 0)
       throw new UsageError(`tenant ${tenant} has no sealed audit trail yet (see \`enclave audit seal\`)`);
     // flush: fsync before close, so the file is on disk before it takes its final name.
     file = createWriteStream(aside, { flags: 'wx', mode: 0o600, flush: true });
@@ -139,7 +140,7 @@ export async function verifyCommand(
   file: string,
   opts: { key: string; prev?: string; saveCheckpoints?: string; json?: boolean },
 ): Promise<number> {
-  const { PinnedKeyError, readPinnedKeys, verifyBundle } = await import('../audit/verify.ts');
+  const { PinnedKeyError, readPinnedKeys, verifyBundle } = await import('../audit/verifier/verify.ts');
   let keys: ReturnType<typeof readPinnedKeys>;
   try {
     keys = readPinnedKeys(await readText(opts.key, '--key'));

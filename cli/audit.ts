@@ -1,8 +1,11 @@
 // `enclave audit ...`: sealing, keys and retention of the audit trail; the
 // bundle commands (export, verify) are registered from cli/audit-bundle.ts.
+// The chain commands need the database: cli/audit-chain.ts is imported in
+// their actions, so that `audit verify` never loads pg.
 import type { Command } from 'commander';
 import { registerAuditBundleCommands } from './audit-bundle.ts';
-import { pruneCommand, publicKeyCommand, rotateKeyCommand, sealCommand } from './audit-chain.ts';
+
+const chainCommands = () => import('./audit-chain.ts');
 
 export function registerAuditCommands(program: Command): Command {
   const audit = program
@@ -13,7 +16,7 @@ export function registerAuditCommands(program: Command): Command {
     .description('seal the audit inbox now: append to the hash chains and sign checkpoints')
     .option('--json', 'print machine-readable JSON')
     .action(async (opts) => {
-      process.exitCode = await sealCommand(opts);
+      process.exitCode = await (await chainCommands()).sealCommand(opts);
     });
   audit
     .command('public-key')
@@ -21,7 +24,7 @@ export function registerAuditCommands(program: Command): Command {
     .option('--all', 'every key, old ones included, with ids')
     .option('--json', 'print machine-readable JSON')
     .action(async (opts) => {
-      process.exitCode = await publicKeyCommand(opts);
+      process.exitCode = await (await chainCommands()).publicKeyCommand(opts);
     });
   audit
     .command('prune')
@@ -30,7 +33,7 @@ export function registerAuditCommands(program: Command): Command {
     )
     .option('--json', 'print machine-readable JSON')
     .action(async (opts) => {
-      process.exitCode = await pruneCommand(opts);
+      process.exitCode = await (await chainCommands()).pruneCommand(opts);
     });
   audit
     .command('rotate-key')
@@ -39,7 +42,7 @@ export function registerAuditCommands(program: Command): Command {
     )
     .option('--json', 'print machine-readable JSON')
     .action(async (opts) => {
-      process.exitCode = await rotateKeyCommand(opts);
+      process.exitCode = await (await chainCommands()).rotateKeyCommand(opts);
     });
   registerAuditBundleCommands(audit); // export, verify: cli/audit-bundle.ts
   return audit;

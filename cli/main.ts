@@ -1,14 +1,18 @@
 // The `enclave` ops CLI. Exit codes: 0 ok, 1 the operation failed (or found
 // drift), 2 bad usage, 78 bad configuration, 130 interrupted.
+//
+// Command modules are imported in their actions, not up front: `--help` and
+// the offline `audit verify` never load pg, MikroORM or argon2
+// (test/cli/lazy-loading.test.ts).
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ConfigError } from '../kernel/config.ts';
 import { InvalidInputError } from '../kernel/errors.ts';
-import { AppError } from '../server/errors.ts';
+import { AppError } from '../server/app-errors.ts';
 import { TenancyError } from '../tenancy/errors.ts';
 import { registerAuditCommands } from './audit.ts';
-import { createCommand, driftCommand, dropCommand, listCommand, migrateCommand } from './tenants.ts';
 import { UsageError } from './usage-error.ts';
-import { createAdminCommand, requireMfaCommand } from './users.ts';
+
+const tenantCommands = () => import('./tenants.ts');
+const userCommands = () => import('./users.ts');
 
 function concurrency(value: string): number {
   const n = Number(value);
@@ -21,7 +25,9 @@ const json = () => new Option('--json', 'print machine-readable JSON');
 
 export function buildProgram(): Command {
   const program = new Command('enclave')
-    .description('Enclave ops: tenants, fleet migrations and drift')
+    .description(
+      'Enclave ops: tenants (fleet migrations, drift), admin and auditor accounts, the audit trail',
+    )
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ outputError: () => {} });
@@ -33,7 +39,7 @@ export function buildProgram(): Command {
     .requiredOption('--name <name>', 'display name of the workspace')
     .addOption(json())
     .action(async (opts) => {
-      process.exitCode = await createCommand(opts);
+      process.exitCode = await (await tenantCommands()).createCommand(opts);
     });
   tenants
     .command('list')
@@ -41,7 +47,7 @@ export function buildProgram(): Command {
     .option('--all', 'include deleted tenants')
     .addOption(json())
     .action(async (opts) => {
-      process.exitCode = await listCommand(opts);
+      process.exitCode = await (await tenantCommands()).listCommand(opts);
     });
   tenants
     .command('migrate')
@@ -50,7 +56,7 @@ export function buildProgram(): Command {
     .option('--tenant <id...>', 'only these tenants')
     .addOption(json())
     .action(async (opts) => {
-      process.exitCode = await migrateCommand(opts);
+      process.exitCode = await (await tenantCommands()).migrateCommand(opts);
     });
   tenants
     .command('drift')
@@ -58,7 +64,7 @@ export function buildProgram(): Command {
     .option('--tenant <id...>', 'only these tenants')
     .addOption(json())
     .action(async (opts) => {
-      process.exitCode = await driftCommand(opts);
+      process.exitCode = await (await tenantCommands()).driftCommand(opts);
     });
   tenants
     .command('drop')
@@ -67,7 +73,7 @@ export function buildProgram(): Command {
     .option('--yes', 'do not ask for confirmation')
     .addOption(json())
     .action(async (id, opts) => {
-      process.exitCode = await dropCommand(id, opts);
+      process.exitCode = await (await tenantCommands()).dropCommand(id, opts);
     });
   const users = program.command('users').description('admin and auditor accounts');
   users
@@ -79,7 +85,7 @@ export function buildProgram(): Command {
     .option('--require-mfa', 'must enrol MFA before doing anything else')
     .addOption(json())
     .action(async (opts) => {
-      process.exitCode = await createAdminCommand(opts);
+      process.exitCode = await (await userCommands()).createAdminCommand(opts);
     });
   users
     .command('require-mfa')
@@ -87,7 +93,7 @@ export function buildProgram(): Command {
     .argument('<email>', 'the account')
     .option('--off', 'no longer require MFA')
     .action(async (email, opts) => {
-      process.exitCode = await requireMfaCommand(email, opts);
+      process.exitCode = await (await userCommands()).requireMfaCommand(email, opts);
     });
   registerAuditCommands(program);
   return program;
@@ -99,11 +105,11 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return Number(process.exitCode ?? 0);
   } catch (err) {
-    return report(err);
+    return await report(err);
   }
 }
 
-function report(err: unknown): number {
+async function report(err: unknown): Promise<number> {
   const line = (message: string) => process.stderr.write(`enclave: ${message}\n`);
   if (err instanceof CommanderError) {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
@@ -116,6 +122,9 @@ function report(err: unknown): number {
     line(err.message);
     return 2;
   }
+  // kernel/config.ts (and zod) only if an error came: a ConfigError can only
+  // have been thrown by a command that loaded it.
+  const { ConfigError } = await import('../kernel/config.ts');
   if (err instanceof ConfigError) {
     line(`configuration error: ${err.message}`);
     return 78;

@@ -1,6 +1,7 @@
 // `enclave tenants ...`: the ops face of the tenancy service.
 import { createInterface } from 'node:readline/promises';
 import cliProgress from 'cli-progress';
+import { run } from '../kernel/db.ts';
 import { isTenantId } from '../kernel/identifiers.ts';
 import { detectDrift } from '../tenancy/drift.ts';
 import { migrateFleet } from '../tenancy/fleet-migrate.ts';
@@ -57,8 +58,9 @@ export async function createCommand(opts: { name: string; json?: boolean }): Pro
 export async function listCommand(opts: { json?: boolean; all?: boolean }): Promise<number> {
   const ctx = await connect(1);
   try {
-    const q = sql.listTenants(Boolean(opts.all));
-    const tenants = (await ctx.pool.query<sql.TenantRow>(q.text, q.values)).rows.map(tenantView);
+    const tenants = (await run<sql.TenantRow>(ctx.pool, sql.listTenants(Boolean(opts.all)))).rows.map(
+      tenantView,
+    );
     if (opts.json) printJson(tenants);
     else
       printTable(
@@ -73,8 +75,7 @@ export async function listCommand(opts: { json?: boolean; all?: boolean }): Prom
 }
 
 async function requireExisting(pool: import('../kernel/db.ts').Pool, ids: string[]): Promise<void> {
-  const q = sql.selectExisting(ids);
-  const found = new Set((await pool.query<{ id: string }>(q.text, q.values)).rows.map((r) => r.id));
+  const found = new Set((await run<{ id: string }>(pool, sql.selectExisting(ids))).rows.map((r) => r.id));
   const missing = ids.filter((id) => !found.has(id));
   if (missing.length)
     throw new UsageError(`no such tenant: ${missing.join(', ')} (see \`enclave tenants list\`)`);

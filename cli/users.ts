@@ -1,6 +1,6 @@
 // `enclave users ...`: the accounts that no web form may create.
 
-import { eventBy, insertAuditEvent } from '../kernel/audit-inbox.ts';
+import { record } from '../kernel/audit-inbox.ts';
 import { run, transaction } from '../kernel/db.ts';
 import { createPrivilegedUser } from '../server/accounts/accounts.ts';
 import { normalizeEmail } from '../server/accounts/credentials.ts';
@@ -67,16 +67,12 @@ export async function requireMfaCommand(email: string, opts: { off?: boolean }):
       });
       const id = rows[0]?.id;
       if (!id) throw new UsageError(`no admin or auditor with the email ${email}`);
-      await client.query(
-        insertAuditEvent(
-          eventBy(cliBy(), {
-            tenantId: null,
-            action: opts.off ? 'account.require_mfa.off' : 'account.require_mfa.on',
-            resource: { type: 'user', id },
-            outcome: 'success',
-          }),
-        ),
-      );
+      await record(client, cliBy(), {
+        tenantId: null,
+        action: opts.off ? 'account.require_mfa.off' : 'account.require_mfa.on',
+        resource: { type: 'user', id },
+        outcome: 'success',
+      });
     });
     process.stdout.write(`${email} ${opts.off ? 'no longer needs' : 'now needs'} MFA to use Enclave.\n`);
     return 0;

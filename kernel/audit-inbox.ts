@@ -1,7 +1,7 @@
 // The shape of one audit event and the one statement that writes it to the
 // inbox. Details carry changed fields (old and new) but never a secret: the
 // writer drops any key that looks like one.
-import type { Statement } from './db.ts';
+import { type Client, type Pool, run, type Statement } from './db.ts';
 
 export type ActorType = 'user' | 'admin' | 'auditor' | 'token' | 'job' | 'system' | 'anonymous';
 
@@ -32,11 +32,11 @@ export interface AuditBy {
 /** Work the platform does by itself (no person, no command). */
 export const SYSTEM: AuditBy = { actor: { type: 'system', id: null } };
 
+/** What a service says happened; who did it and from where come from an AuditBy. */
+export type AuditEventOf = Omit<AuditEvent, 'tenantId' | 'actor' | 'context'> & { tenantId?: string | null };
+
 /** An event by `by`: its context and details merged in, its tenant unless the event names one. */
-export function eventBy(
-  by: AuditBy,
-  event: Omit<AuditEvent, 'tenantId' | 'actor' | 'context'> & { tenantId?: string | null },
-): AuditEvent {
+export function eventBy(by: AuditBy, event: AuditEventOf): AuditEvent {
   return {
     ...event,
     tenantId: event.tenantId === undefined ? (by.tenantId ?? null) : event.tenantId,
@@ -104,3 +104,12 @@ export const insertAuditEvent = (e: AuditEvent): Statement => ({
     JSON.stringify(scrub(e.details ?? {})),
   ],
 });
+
+/**
+ * Writes one event by `by` to the inbox: on a client, inside its transaction
+ * (it commits or rolls back with the change); on a pool, on its own (a refusal
+ * that must be recorded although the change never happened).
+ */
+export async function record(db: Pool | Client, by: AuditBy, event: AuditEventOf): Promise<void> {
+  await run(db, insertAuditEvent(eventBy(by, event)));
+}

@@ -171,41 +171,73 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   throw new ConfigError(setting, issue?.message ?? 'is invalid');
 }
 
-/** The settings table in the README is generated from this list: keep them together. */
+/** Every setting the schema reads, in its order: each must have a SETTINGS entry (a test checks). */
+export const SETTING_NAMES: readonly (keyof Config)[] = Object.keys(schema.shape) as (keyof Config)[];
+
+/**
+ * What each setting means, for people. docs/CONFIGURATION.md's table is generated from this
+ * list (`npm run docs:config`), and test/kernel/config-doc.test.ts fails when they disagree.
+ * `fallback` is the value used when the setting is unset; Markdown is allowed in both texts.
+ */
 export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; meaning: string }> = [
   {
     name: 'DATABASE_URL',
     fallback: '(embedded)',
-    meaning: 'PostgreSQL to use; unset runs the embedded one in DATA_DIR',
+    meaning:
+      'PostgreSQL to use (`postgres://user:password@host:5432/db`); unset runs the embedded one in `DATA_DIR`; its role needs `CREATEROLE` ([OPERATIONS.md](OPERATIONS.md))',
   },
-  { name: 'REDIS_URL', fallback: '(none)', meaning: 'Redis for sessions and rate limits' },
-  { name: 'PORT', fallback: '3000', meaning: 'HTTP port' },
+  {
+    name: 'REDIS_URL',
+    fallback: '(none)',
+    meaning:
+      'Redis for sessions, rate limits, the account lockout and the per-workspace export and search slots; unset keeps sessions in PostgreSQL and the counts in process memory (one instance only)',
+  },
+  { name: 'PORT', fallback: '3000', meaning: 'HTTP port (1 to 65535)' },
   { name: 'HOST', fallback: '127.0.0.1', meaning: 'HTTP listen address' },
-  { name: 'DATA_DIR', fallback: './.data', meaning: 'where the embedded PostgreSQL and local state live' },
-  { name: 'DB_POOL_SIZE', fallback: '10', meaning: 'connections in the pool of each process' },
-  { name: 'MIGRATION_CONCURRENCY', fallback: '4', meaning: 'tenants migrated at once by a fleet rollout' },
+  {
+    name: 'DATA_DIR',
+    fallback: './.data',
+    meaning:
+      'where the embedded PostgreSQL (`pg/`, `embedded-postgres.json`), the generated session secret and the generated audit signing key live',
+  },
+  { name: 'DB_POOL_SIZE', fallback: '10', meaning: "connections in each process's pool (1 to 500)" },
+  {
+    name: 'MIGRATION_CONCURRENCY',
+    fallback: '4',
+    meaning: 'tenants migrated at once by `enclave tenants migrate` (1 to 64; `--concurrency` overrides it)',
+  },
   {
     name: 'EMBEDDED_PG_PORT',
     fallback: '54329',
-    meaning: 'port of the embedded PostgreSQL (127.0.0.1 only)',
+    meaning: 'port of the embedded PostgreSQL (127.0.0.1 only; 1024 to 65535)',
   },
   {
     name: 'TENANT_CACHE_MS',
     fallback: '2000',
-    meaning: 'how long a tenant state is cached; suspension takes effect within this',
+    meaning:
+      "how long a tenant's state is cached per process; a suspension takes effect within this (0 to 60000)",
   },
   {
     name: 'TENANT_QUOTA_MB',
     fallback: '100',
     meaning:
-      'storage each workspace may use, in MB (1 MB = 1,000,000 bytes) of note and task text, rendered note HTML and 100 bytes per item; a write that would go over it is refused with 413; 0: no limit (usage is still counted and shown)',
+      'storage each workspace may use, in MB of 1,000,000 bytes (note and task text, rendered note HTML, 100 bytes per item); a write past it is 413 `quota_exceeded`; `0`: no limit (usage is still counted and shown)',
   },
-  { name: 'LOG_LEVEL', fallback: 'info', meaning: 'error, warn, info or debug' },
+  {
+    name: 'LOG_LEVEL',
+    fallback: 'info',
+    meaning: '`error`, `warn`, `info` or `debug` (JSON lines on stdout)',
+  },
+  {
+    name: 'TENANT_MIGRATIONS_DIR',
+    fallback: './migrations/tenant',
+    meaning: 'tenant migration templates (for tests and staging)',
+  },
   {
     name: 'SESSION_SECRET',
     fallback: '(generated)',
     meaning:
-      'signs session cookies; set the same value on every instance (generated into DATA_DIR when unset)',
+      'signs session cookies and keys the anonymous CSRF tokens and the email hashes of the lockout and the audit trail (32+ characters, e.g. `openssl rand -base64 48`); generated into `DATA_DIR/session-secret` when unset; set the same value on every instance',
   },
   {
     name: 'SESSION_IDLE_MINUTES',
@@ -215,94 +247,92 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
   {
     name: 'SESSION_ABSOLUTE_HOURS',
     fallback: '12',
-    meaning: 'a session ends this long after login, active or not',
+    meaning: 'a session ends this long after sign-in, active or not',
   },
   {
     name: 'TRUST_PROXY',
     fallback: 'false',
-    meaning: 'set behind a TLS proxy (hops or subnets): client IPs and Secure cookies come from it',
+    meaning:
+      'behind a TLS proxy: hops or subnets (`1`, `loopback, 10.0.0.0/8`); client IPs and `Secure` cookies come from it',
   },
   {
     name: 'PUBLIC_URL',
     fallback: 'http://HOST:PORT',
-    meaning: 'the address people use; links in logs point there',
+    meaning: 'the address people use; the setup link in the log points there',
   },
   {
     name: 'AUDIT_SIGNING_KEY_FILE',
     fallback: 'DATA_DIR/audit-signing-key.pem',
     meaning:
-      'Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints; must exist when set (the default is generated on first start); the same file on every instance',
+      'Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints; the default is generated on first start (mode 0600), a configured file must exist; give every instance the same file',
   },
   {
     name: 'AUDIT_SEAL_INTERVAL_SECONDS',
     fallback: '5',
     meaning:
-      'how often the audit inbox is sealed into the hash chains (one seal at a time across instances); 0 turns the in-process scheduler off',
+      'how often the audit inbox is sealed into the hash chains (one seal at a time across all instances); `0` turns the in-process scheduler off (then run `enclave audit seal`)',
   },
   {
     name: 'AUDIT_RETENTION_DAYS',
     fallback: '2557',
-    meaning: 'audit payloads older than this are pruned daily (hashes kept, never under legal hold)',
+    meaning:
+      'audit payloads older than this (about seven years) are pruned once a day, hashes kept; never for a tenant under legal hold',
   },
   {
     name: 'AUDIT_READS',
     fallback: 'false',
     meaning:
-      'true: every read of workspace data (GET on the workspace API and pages) is audited too, one event per request',
+      '`true`: every successful read of workspace data (a GET on the workspace API or pages) is audited too, one `workspace.read` event per request',
   },
   {
     name: 'AUDIT_CONTENT',
     fallback: 'hash',
     meaning:
-      'hash: workspace content in audit events (note titles, bodies and tags, task titles) is recorded as its length and SHA-256; full: as text, readable by auditors and kept in the sealed trail',
+      '`hash`: workspace text in audit events (note titles, bodies, tags; task titles) is recorded as `{ length, sha256 }`, unreadable to auditors; `full`: verbatim up to 1,000 characters, readable by auditors and kept in the sealed trail after deletion',
   },
   {
     name: 'TENANT_MAX_EXPORTS',
     fallback: '2',
-    meaning: 'exports one workspace may run at once (across instances with REDIS_URL); more get 429',
+    meaning: 'exports one workspace may run at once (shared across instances with `REDIS_URL`); more get 429',
   },
   {
     name: 'TENANT_MAX_SEARCHES',
     fallback: '4',
-    meaning: 'searches one workspace may run at once (across instances with REDIS_URL); more get 429',
+    meaning:
+      'searches one workspace may run at once (shared across instances with `REDIS_URL`); more get 429',
   },
   {
     name: 'TENANT_STATEMENT_TIMEOUT_MS',
     fallback: '5000',
     meaning:
-      'statement_timeout of every workspace request transaction (0: none); a statement cancelled by it is a 503',
+      '`statement_timeout` of workspace request transactions (`0`: none); a cancelled statement is a 503 `query_timeout`',
   },
   {
     name: 'TENANT_IDLE_IN_TRANSACTION_MS',
     fallback: '10000',
     meaning:
-      'idle_in_transaction_session_timeout of every workspace request transaction (0: none); PostgreSQL ends the connection',
+      '`idle_in_transaction_session_timeout` of workspace request transactions (`0`: none); PostgreSQL closes the connection',
   },
   {
     name: 'EXPORT_STATEMENT_TIMEOUT_MS',
     fallback: '60000',
-    meaning: 'statement_timeout of the transaction that reads a workspace export (0: none)',
+    meaning: '`statement_timeout` of the transaction that reads a workspace export (`0`: none)',
   },
   {
     name: 'EXPORT_SPOOL_BUDGET_MB',
     fallback: '1024',
     meaning:
-      'disk space all exports of one process may spool at once; an export that would go over it is refused with 503',
+      'disk all exports of one process may spool at once; an export that would go over is refused with 503',
   },
   {
     name: 'EXPORT_SPOOL_DIR',
     fallback: '(system temp dir)',
     meaning:
-      'an existing directory where exports spool their files (each in a private directory, removed when the export ends)',
+      'an existing directory for export spool files (each export in a private subdirectory, removed at the end)',
   },
   {
     name: 'EXPORT_DEADLINE_SECONDS',
     fallback: '600',
     meaning: 'an export download still running after this long is cut off and its files removed',
-  },
-  {
-    name: 'TENANT_MIGRATIONS_DIR',
-    fallback: './migrations/tenant',
-    meaning: 'tenant migration templates (for tests and staging)',
   },
 ];

@@ -1,4 +1,6 @@
-// The one module that owns BEGIN / COMMIT / ROLLBACK for the tenancy service.
+// The one module that owns BEGIN / COMMIT / ROLLBACK, with isolation, read-only
+// and always-roll-back as options of transaction() (the unit of work's
+// transaction is MikroORM's, opened with the same isolation option).
 // A client that saw an error inside a transaction is destroyed, not returned
 // to the pool: whatever state it was left in cannot reach the next caller.
 import pg from 'pg';
@@ -29,14 +31,46 @@ export function createPool(connectionString: string, max: number, applicationNam
   return pool;
 }
 
-/** Runs fn in one transaction on one client; rolls back and discards the client on any error. */
-export async function transaction<T>(pool: Pool, fn: (client: Client) => Promise<T>): Promise<T> {
+export type Isolation = 'read committed' | 'repeatable read' | 'serializable';
+
+/** How a transaction is opened and how it ends; the default is PostgreSQL's: READ COMMITTED, read-write, committed. */
+export interface TransactionOptions {
+  /**
+   * 'repeatable read' reads every statement from one snapshot (taken at the
+   * first statement): an export sees all tables as of one moment.
+   */
+  isolation?: Isolation;
+  /** READ ONLY: PostgreSQL refuses any write inside it. */
+  readOnly?: boolean;
+  /** Always roll back, also when fn succeeds (drift's scratch schemas must never be committed). */
+  rollback?: boolean;
+}
+
+/** The BEGIN that opens a transaction with these options: the only place isolation and access mode are set. */
+export function begin(options: TransactionOptions = {}): string {
+  const modes = [
+    ...(options.isolation ? [`ISOLATION LEVEL ${options.isolation.toUpperCase()}`] : []),
+    ...(options.readOnly ? ['READ ONLY'] : []),
+  ];
+  return modes.length ? `BEGIN ${modes.join(', ')}` : 'BEGIN';
+}
+
+/**
+ * Runs fn in one transaction on one client; rolls back and discards the client
+ * on any error. With `rollback: true` it rolls back also when fn succeeds, and
+ * returns fn's result.
+ */
+export async function transaction<T>(
+  pool: Pool,
+  fn: (client: Client) => Promise<T>,
+  options: TransactionOptions = {},
+): Promise<T> {
   const client = await pool.connect();
   let failed: unknown;
   try {
-    await client.query('BEGIN');
+    await client.query(begin(options));
     const result = await fn(client);
-    await client.query('COMMIT');
+    await client.query(options.rollback ? 'ROLLBACK' : 'COMMIT');
     return result;
   } catch (err) {
     failed = err;
@@ -57,10 +91,11 @@ export async function retryingTransaction<T>(
   pool: Pool,
   fn: (client: Client) => Promise<T>,
   attempts = 3,
+  options: TransactionOptions = {},
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await transaction(pool, fn);
+      return await transaction(pool, fn, options);
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (attempt >= attempts || typeof code !== 'string' || !TRANSIENT.has(code)) throw err;

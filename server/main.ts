@@ -30,7 +30,7 @@ function exit(log: Logger, code: number): void {
 const config = configOrExit();
 const log = createLogger({ level: config.LOG_LEVEL });
 // Loaded only now, so that a configuration error is reported before MikroORM and friends load.
-const { StartupError, startServer } = await import('./lifecycle.ts');
+const { StartupError, startServer } = await import('./start.ts');
 
 const started = startServer(config, { log });
 started.catch((err: unknown) => {

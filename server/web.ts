@@ -1,5 +1,5 @@
 // Assembles the signed-in web: session store, registry, passport, CSRF and the
-// routers, from the configuration. Kept apart from lifecycle.ts (process-level
+// routers (the list in routes.ts), from the configuration. Kept apart from start.ts (process-level
 // start and stop) and app.ts (Express ordering).
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -17,29 +17,18 @@ import { createAbuseProtection } from './abuse/protection.ts';
 import { attemptTally } from './accounts/notices.ts';
 import { bearerAuth } from './auth/bearer.ts';
 import { csrfProtection } from './auth/csrf.ts';
-import { requireMfaEnrolment } from './auth/mfa-gate.ts';
+import { requireMfaEnrolment } from './auth/guards.ts';
 import { createPassport } from './auth/passport.ts';
 import { sessionMiddleware } from './auth/session-middleware.ts';
 import { SpoolBudget } from './export/spool-budget.ts';
-import type { ReadinessCheck } from './health.ts';
+import type { ReadinessCheck } from './http/health.ts';
+import { auditReads } from './http/read-audit.ts';
+import { assetsRouter } from './http/render.ts';
+import type { RouteDeps } from './http/route-deps.ts';
 import { TenantSlots } from './load/tenant-slots.ts';
-import { auditReads } from './read-audit.ts';
-import { accountDeleteRoutes } from './routes/account-delete.ts';
-import { auditApiRoutes } from './routes/audit-api.ts';
-import { auditPages } from './routes/audit-pages.ts';
-import { authRoutes } from './routes/auth.ts';
-import type { RouteDeps } from './routes/deps.ts';
-import { exportRoutes } from './routes/export.ts';
-import { mfaRoutes } from './routes/mfa.ts';
-import { pageRoutes } from './routes/pages.ts';
-import { sessionRoutes } from './routes/sessions.ts';
-import { setupRoutes } from './routes/setup.ts';
-import { tokenRoutes } from './routes/tokens.ts';
-import { workspaceApiRoutes } from './routes/workspace-api.ts';
-import { workspacePages } from './routes/workspace-pages.ts';
+import { routes } from './routes.ts';
 import { SessionRegistry } from './sessions/registry.ts';
 import { createSessionBackend } from './sessions/store.ts';
-import { assetsRouter } from './views.ts';
 import { auditContent } from './workspace/audit.ts';
 import { quotaBytesOf } from './workspace/storage.ts';
 
@@ -59,7 +48,7 @@ export async function buildWeb(options: {
   /** Rate-limit and lockout numbers (tests pass small ones); the defaults are for production. */
   abuse?: AbuseOverrides;
 }): Promise<Web> {
-  const { config, log, pool, tenants } = options;
+  const { config, log, pool } = options;
   const idleSeconds = config.SESSION_IDLE_MINUTES * 60;
   const backend = createSessionBackend({ redisUrl: config.REDIS_URL, pool, idleSeconds, log });
   const registry = new SessionRegistry(pool, config.SESSION_ABSOLUTE_HOURS * 3600);
@@ -77,19 +66,49 @@ export async function buildWeb(options: {
     overrides: options.abuse,
     tally: attemptTally(pool, log),
   });
-  const deps: RouteDeps = {
-    pool,
-    log,
-    tenants,
+  const deps = routeDeps(options, {
     registry,
     passport,
     migrations,
     auditKey,
     attempts: abuse.attempts,
+    redis: backend.redis,
+  });
+  return {
+    middleware: [
+      // Stylesheet and icon: before sessions, so they cost no session lookup.
+      assetsRouter(),
+      abuse.middleware,
+      ...sessionMiddleware({ store: backend.store, secret, idleSeconds, passport }),
+      ...afterSessions(options, secret),
+    ],
+    routers: routes(deps),
+    checks: backend.redis ? { redis: backend.check } : {},
+    deps,
+    close: backend.close,
+  };
+}
+
+type WebOptions = Parameters<typeof buildWeb>[0];
+
+/** What the routers are handed (server/http/route-deps.ts), from the configuration and the parts built above. */
+function routeDeps(
+  options: WebOptions,
+  parts: Pick<RouteDeps, 'registry' | 'passport' | 'migrations' | 'auditKey' | 'attempts'> & {
+    redis: ReturnType<typeof createSessionBackend>['redis'];
+  },
+): RouteDeps {
+  const { config, log, pool, tenants } = options;
+  const { redis, ...rest } = parts;
+  return {
+    pool,
+    log,
+    tenants,
+    ...rest,
     tenantQuotaBytes: quotaBytesOf(config.TENANT_QUOTA_MB),
     // Per workspace: exports and searches at once, shared by all instances through Redis when there is one.
     slots: new TenantSlots({
-      redis: backend.redis,
+      redis,
       prefix: resolveAbuseOptions(options.abuse).prefix,
       limits: { export: config.TENANT_MAX_EXPORTS, search: config.TENANT_MAX_SEARCHES },
       log,
@@ -101,40 +120,22 @@ export async function buildWeb(options: {
       statementTimeoutMs: config.EXPORT_STATEMENT_TIMEOUT_MS,
     },
   };
-  return {
-    middleware: [
-      // Stylesheet and icon: before sessions, so they cost no session lookup.
-      assetsRouter(),
-      abuse.middleware,
-      ...sessionMiddleware({ store: backend.store, secret, idleSeconds, passport }),
-      // After sessions (which skip bearer requests), before CSRF (which exempts them).
-      bearerAuth(pool),
-      csrfProtection(secret),
-      // Once the principal is known: an account that must use MFA may only enrol until it does.
-      requireMfaEnrolment,
-      // AUDIT_READS: workspace reads record themselves (read-audit.ts).
-      auditReads(config.AUDIT_READS),
-      // AUDIT_CONTENT: whether workspace text goes into audit events, or only its length and hash.
-      auditContent(config.AUDIT_CONTENT),
-    ],
-    routers: [
-      authRoutes(deps),
-      sessionRoutes(deps),
-      workspaceApiRoutes(deps),
-      exportRoutes(deps),
-      accountDeleteRoutes(deps),
-      tokenRoutes(deps),
-      mfaRoutes(deps),
-      pageRoutes(deps),
-      workspacePages(deps),
-      setupRoutes(deps),
-      auditApiRoutes(deps),
-      auditPages(deps),
-    ],
-    checks: backend.redis ? { redis: backend.check } : {},
-    deps,
-    close: backend.close,
-  };
+}
+
+/** The middleware after the session: who the principal is, and what every request then carries. */
+function afterSessions(options: WebOptions, secret: string): RequestHandler[] {
+  const { config, pool } = options;
+  return [
+    // After sessions (which skip bearer requests), before CSRF (which exempts them).
+    bearerAuth(pool),
+    csrfProtection(secret),
+    // Once the principal is known: an account that must use MFA may only enrol until it does.
+    requireMfaEnrolment,
+    // AUDIT_READS: workspace reads record themselves (read-audit.ts).
+    auditReads(config.AUDIT_READS),
+    // AUDIT_CONTENT: whether workspace text goes into audit events, or only its length and hash.
+    auditContent(config.AUDIT_CONTENT),
+  ];
 }
 
 /** One secret per data directory, made on first start; instances sharing sessions must set SESSION_SECRET. */

@@ -3,8 +3,7 @@
 // built by applying migrations 1..V to a scratch schema inside a transaction
 // that is always rolled back, so the migrations stay the only source of truth.
 // Every schema (tenants and scratch) is read with one catalog query per kind.
-import type { Client, Pool, Statement } from '../kernel/db.ts';
-import { translateDbError } from '../kernel/errors.ts';
+import { type Client, type Pool, type Statement, transaction } from '../kernel/db.ts';
 import { checkTenantName, newTenantId, tenantNames } from '../kernel/identifiers.ts';
 import { MigrationError, TenancyError } from './errors.ts';
 import { latestVersion, renderMigration, type TenantMigration } from './templates.ts';
@@ -205,28 +204,6 @@ async function buildScratch(
 }
 
 /**
- * Runs fn in a transaction that is always rolled back: drift only reads, and
- * the scratch role and schemas it creates must never be committed. REPEATABLE
- * READ so the tenant list and every catalog query see one moment.
- */
-async function rolledBack<T>(pool: Pool, fn: (client: Client) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let failed: unknown;
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-    return await fn(client);
-  } catch (err) {
-    failed = err;
-    throw translateDbError(err);
-  } finally {
-    await client.query('ROLLBACK').catch((err) => {
-      failed ??= err;
-    });
-    client.release(failed === undefined ? undefined : failed instanceof Error ? failed : true);
-  }
-}
-
-/**
  * Compares every live tenant (active, suspended, archived), or only those in
  * `tenantIds`, with the shape its schema_version should have. One entry per
  * checked tenant, ordered by id; `differences` is empty when it matches.
@@ -236,29 +213,38 @@ export async function detectDrift(
   migrations: readonly TenantMigration[],
   options: { tenantIds?: readonly string[] } = {},
 ): Promise<TenantDrift[]> {
-  return rolledBack(pool, async (client) => {
-    const { rows: tenants } = await client.query<{ id: string; schema_name: string; schema_version: number }>(
-      selectLiveTenants(options.tenantIds ?? null),
-    );
-    const latest = latestVersion(migrations);
-    const ahead = tenants.find((t) => t.schema_version > latest);
-    if (ahead) {
-      throw new TenancyError(
-        `tenant ${ahead.id} is at schema version ${ahead.schema_version} but migrations only go to ${latest}: cannot know its expected shape`,
-      );
-    }
-    const scratch = new Map<number, string>();
-    for (const version of new Set(tenants.map((t) => t.schema_version))) {
-      scratch.set(version, await buildScratch(client, migrations, version));
-    }
-    const shapes = await introspect(client, [...tenants.map((t) => t.schema_name), ...scratch.values()]);
-    return tenants.map((t) => {
-      const actual = shapes.get(t.schema_name);
-      const expected = shapes.get(scratch.get(t.schema_version) as string) ?? [];
-      const differences: DriftDifference[] = actual
-        ? compareShapes(expected, actual)
-        : [{ kind: 'schema', object: t.schema_name, problem: 'missing' }];
-      return { tenantId: t.id, schema: t.schema_name, version: t.schema_version, differences };
-    });
-  });
+  // Always rolled back: drift only reads, and the scratch role and schemas it
+  // creates must never be committed. REPEATABLE READ so the tenant list and
+  // every catalog query see one moment.
+  return transaction(
+    pool,
+    async (client) => {
+      const { rows: tenants } = await client.query<{
+        id: string;
+        schema_name: string;
+        schema_version: number;
+      }>(selectLiveTenants(options.tenantIds ?? null));
+      const latest = latestVersion(migrations);
+      const ahead = tenants.find((t) => t.schema_version > latest);
+      if (ahead) {
+        throw new TenancyError(
+          `tenant ${ahead.id} is at schema version ${ahead.schema_version} but migrations only go to ${latest}: cannot know its expected shape`,
+        );
+      }
+      const scratch = new Map<number, string>();
+      for (const version of new Set(tenants.map((t) => t.schema_version))) {
+        scratch.set(version, await buildScratch(client, migrations, version));
+      }
+      const shapes = await introspect(client, [...tenants.map((t) => t.schema_name), ...scratch.values()]);
+      return tenants.map((t) => {
+        const actual = shapes.get(t.schema_name);
+        const expected = shapes.get(scratch.get(t.schema_version) as string) ?? [];
+        const differences: DriftDifference[] = actual
+          ? compareShapes(expected, actual)
+          : [{ kind: 'schema', object: t.schema_name, problem: 'missing' }];
+        return { tenantId: t.id, schema: t.schema_name, version: t.schema_version, differences };
+      });
+    },
+    { isolation: 'repeatable read', rollback: true },
+  );
 }

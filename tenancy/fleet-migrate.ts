@@ -5,8 +5,8 @@
 // keeps serving while the others go on. Sequential is concurrency 1.
 // Each tenant that moves gets a `tenant.migrate` audit event in its own
 // transaction; a failed one gets its failure event once it has rolled back.
-import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../kernel/audit-inbox.ts';
-import { type Pool, query, run, transaction } from '../kernel/db.ts';
+import { type AuditBy, type AuditEventOf, record, SYSTEM } from '../kernel/audit-inbox.ts';
+import { type Pool, run, transaction } from '../kernel/db.ts';
 import { MigrationError } from './errors.ts';
 import { migrateTenantInTransaction } from './migrate-tenant.ts';
 import { latestVersion, type TenantMigration } from './templates.ts';
@@ -66,10 +66,8 @@ export async function migrateFleet(
   const started = performance.now();
   const latest = latestVersion(migrations);
   const ids = options.tenantIds ? [...new Set(options.tenantIds)] : null;
-  const behindQuery = sql.selectBehind(latest, ids);
-  const behind = (await query<sql.TenantRow>(pool, behindQuery.text, behindQuery.values)).rows;
-  const currentQuery = sql.countCurrent(latest, ids);
-  const current = (await query<{ n: number }>(pool, currentQuery.text, currentQuery.values)).rows[0]?.n ?? 0;
+  const behind = (await run<sql.TenantRow>(pool, sql.selectBehind(latest, ids))).rows;
+  const current = (await run<{ n: number }>(pool, sql.countCurrent(latest, ids))).rows[0]?.n ?? 0;
 
   const outcomes: TenantOutcome[] = [];
   let next = 0;
@@ -115,8 +113,7 @@ export async function countTenantsBehind(
   pool: Pool,
   migrations: readonly TenantMigration[],
 ): Promise<number> {
-  const statement = sql.countBehind(latestVersion(migrations));
-  return (await query<{ n: number }>(pool, statement.text, statement.values)).rows[0]?.n ?? 0;
+  return (await run<{ n: number }>(pool, sql.countBehind(latestVersion(migrations)))).rows[0]?.n ?? 0;
 }
 
 async function migrateOne(
@@ -128,23 +125,26 @@ async function migrateOne(
 ): Promise<TenantOutcome> {
   const started = performance.now();
   const base = { tenantId: tenant.id, from: tenant.schema_version };
-  const event = (outcome: 'success' | 'failure', details: Record<string, unknown>, code?: string) =>
-    insertAuditEvent(
-      eventBy(by, {
-        tenantId: tenant.id,
-        action: 'tenant.migrate',
-        resource: { type: 'tenant', id: tenant.id },
-        outcome,
-        ...(code ? { code } : {}),
-        details,
-      }),
-    );
+  const event = (
+    outcome: 'success' | 'failure',
+    details: Record<string, unknown>,
+    code?: string,
+  ): AuditEventOf => ({
+    tenantId: tenant.id,
+    action: 'tenant.migrate',
+    resource: { type: 'tenant', id: tenant.id },
+    outcome,
+    ...(code ? { code } : {}),
+    details,
+  });
   try {
     const result = await transaction(pool, async (client) => {
       await client.query(sql.setLockTimeout(lockTimeoutMs));
       const migrated = await migrateTenantInTransaction(client, tenant.id, migrations);
       if (migrated.applied.length > 0)
-        await client.query(
+        await record(
+          client,
+          by,
           event('success', { from: migrated.from, to: migrated.to, applied: migrated.applied }),
         );
       return migrated;
@@ -164,11 +164,12 @@ async function migrateOne(
       err instanceof MigrationError ? migrations.find((m) => m.name === err.migration) : undefined;
     if (failedMigration) {
       // The tenant's own transaction rolled back; the failure is recorded on its own.
-      const row = sql.recordMigration(tenant.id, failedMigration, durationMs, 'failed', message);
-      await query(pool, row.text, row.values).catch(() => {});
+      await run(pool, sql.recordMigration(tenant.id, failedMigration, durationMs, 'failed', message)).catch(
+        () => {},
+      );
     }
     const failure = { from: tenant.schema_version, migration: failedMigration?.name ?? null, error: message };
-    await run(pool, event('failure', failure, 'migration_failed')).catch(() => {});
+    await record(pool, by, event('failure', failure, 'migration_failed')).catch(() => {});
     return {
       ...base,
       to: tenant.schema_version,

@@ -2,7 +2,7 @@
 // hold, and drop. Each is one transaction under the tenant's advisory lock,
 // and each writes its audit event (`tenant.*`) in that same transaction: the
 // inbox is in the control plane, so a committed step always has its event.
-import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../kernel/audit-inbox.ts';
+import { type AuditBy, type AuditEventOf, record, SYSTEM } from '../kernel/audit-inbox.ts';
 import { type Client, type Pool, transaction } from '../kernel/db.ts';
 import { checkTenantName } from '../kernel/identifiers.ts';
 import { tenantLock } from '../kernel/locks.ts';
@@ -33,10 +33,14 @@ export async function dropTenantInTransaction(
     await client.query(sql.dropRole(role));
   }
   const dropped = (await client.query<sql.TenantRow>(sql.markDeleted(tenantId))).rows[0] as sql.TenantRow;
-  await record(client, by, tenantId, 'tenant.drop', {
-    from: tenant.state,
-    schemaVersion: tenant.schema_version,
-  });
+  await record(
+    client,
+    by,
+    tenantEvent(tenantId, 'tenant.drop', {
+      from: tenant.state,
+      schemaVersion: tenant.schema_version,
+    }),
+  );
   return dropped;
 }
 
@@ -57,7 +61,7 @@ export async function setTenantState(
     if (tenant.state === 'deleted' || tenant.state === 'provisioning')
       throw stateError(tenantId, tenant.state);
     const row = (await client.query<sql.TenantRow>(sql.setState(tenantId, state))).rows[0] as sql.TenantRow;
-    await record(client, by, tenantId, STATE_ACTIONS[state], { from: tenant.state, to: state });
+    await record(client, by, tenantEvent(tenantId, STATE_ACTIONS[state], { from: tenant.state, to: state }));
     return row;
   });
 }
@@ -72,27 +76,20 @@ export async function setLegalHold(
     await client.query(tenantLock(tenantId));
     const row = (await client.query<sql.TenantRow>(sql.setLegalHold(tenantId, hold))).rows[0];
     if (!row) throw new TenantNotFoundError(tenantId);
-    await record(client, by, tenantId, hold ? 'tenant.legal_hold.on' : 'tenant.legal_hold.off', {});
+    await record(
+      client,
+      by,
+      tenantEvent(tenantId, hold ? 'tenant.legal_hold.on' : 'tenant.legal_hold.off', {}),
+    );
     return row;
   });
 }
 
-async function record(
-  client: Client,
-  by: AuditBy,
-  tenantId: string,
-  action: string,
-  details: Record<string, unknown>,
-): Promise<void> {
-  await client.query(
-    insertAuditEvent(
-      eventBy(by, {
-        tenantId,
-        action,
-        resource: { type: 'tenant', id: tenantId },
-        outcome: 'success',
-        details,
-      }),
-    ),
-  );
-}
+/** A successful step on the tenant, in its own chain. */
+const tenantEvent = (tenantId: string, action: string, details: Record<string, unknown>): AuditEventOf => ({
+  tenantId,
+  action,
+  resource: { type: 'tenant', id: tenantId },
+  outcome: 'success',
+  details,
+});

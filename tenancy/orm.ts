@@ -1,5 +1,7 @@
-// MikroORM for workspace entities. Its pg pool is also the pool the tenancy
-// service uses for raw SQL, so a process holds one pool, not two.
+// MikroORM for workspace entities, reached only through a unit of work's fork
+// bound to one tenant schema (tenancy/unit-of-work.ts). createOrm also hands back
+// the ORM's own pg pool, for callers that run raw SQL on the same connections
+// (tests, benchmarks); the server keeps a separate control pool (server/start.ts).
 import { MikroORM } from '@mikro-orm/postgresql';
 import type pg from 'pg';
 import type { Pool } from '../kernel/db.ts';

@@ -3,7 +3,7 @@
 // row, no role, no schema (CREATE ROLE and CREATE SCHEMA are transactional).
 // The `tenant.provision` audit event commits with it (the inbox is in the
 // control plane, written as the application role in the same transaction).
-import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../kernel/audit-inbox.ts';
+import { type AuditBy, record, SYSTEM } from '../kernel/audit-inbox.ts';
 import { type Client, type Pool, retryingTransaction } from '../kernel/db.ts';
 import { InvalidInputError } from '../kernel/errors.ts';
 import { newTenantId, tenantNames } from '../kernel/identifiers.ts';
@@ -63,18 +63,14 @@ export async function provisionTenantInTransaction(
   await migrateTenantInTransaction(client, id, migrations, hooks);
   const { rows } = await client.query<sql.TenantRow>(sql.activate(id));
   const tenant = rows[0] as sql.TenantRow;
-  await client.query(
-    insertAuditEvent(
-      eventBy(hooks.by ?? SYSTEM, {
-        tenantId: id,
-        action: 'tenant.provision',
-        resource: { type: 'tenant', id },
-        outcome: 'success',
-        // Not the name: account deletion forgets it, and this log is append-only.
-        details: { schemaVersion: tenant.schema_version },
-      }),
-    ),
-  );
+  await record(client, hooks.by ?? SYSTEM, {
+    tenantId: id,
+    action: 'tenant.provision',
+    resource: { type: 'tenant', id },
+    outcome: 'success',
+    // Not the name: account deletion forgets it, and this log is append-only.
+    details: { schemaVersion: tenant.schema_version },
+  });
   await step('activate');
   return tenant;
 }

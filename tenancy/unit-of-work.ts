@@ -5,8 +5,7 @@
 // COMMIT or ROLLBACK, so nothing leaks to the next user of the pooled connection.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { type AuditEvent, insertAuditEvent } from '../kernel/audit-inbox.ts';
-import type { Pool } from '../kernel/db.ts';
-import { query } from '../kernel/db.ts';
+import { type Pool, run, type Statement, type TransactionOptions } from '../kernel/db.ts';
 import { QueryTimeoutError, translateDbError } from '../kernel/errors.ts';
 import { checkTenantName, ident, isTenantId } from '../kernel/identifiers.ts';
 import { stateError, TenantNotFoundError } from './errors.ts';
@@ -22,8 +21,11 @@ export interface UnitOfWork {
    * end of this transaction, so it commits (or rolls back) with the change.
    */
   audit(event: Omit<AuditEvent, 'tenantId'>): void;
-  /** Raw SQL (`?` placeholders) inside the same transaction, as the tenant role, on its search_path. */
-  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  /**
+   * One statement (`$n` placeholders) inside the same transaction, as the
+   * tenant role, on its search_path; a bare string is a statement without values.
+   */
+  query<T = Record<string, unknown>>(statement: Statement | string): Promise<T[]>;
 }
 
 export interface TenantContextOptions {
@@ -43,14 +45,14 @@ export interface TenantContextOptions {
   idleInTransactionMs?: number;
 }
 
-/** Per-run choices; the default is one READ COMMITTED transaction, as PostgreSQL opens it. */
-export interface RunOptions {
-  /**
-   * Transaction isolation. 'repeatable read' reads every statement from one
-   * snapshot (taken at the first statement): an export sees all tables as of
-   * one moment, whatever commits meanwhile.
-   */
-  isolation?: 'read committed' | 'repeatable read' | 'serializable';
+/**
+ * Per-run choices; the default is one READ COMMITTED transaction, as PostgreSQL
+ * opens it. `isolation` as in kernel/db.ts's transaction(): 'repeatable read'
+ * reads every statement from one snapshot, so an export sees all tables as of
+ * one moment, whatever commits meanwhile. (No readOnly or rollback here: a unit
+ * of work writes its audit events to the inbox before it commits.)
+ */
+export interface RunOptions extends Pick<TransactionOptions, 'isolation'> {
   /** statement_timeout for this run instead of the context's (an export's reads take longer). */
   statementTimeoutMs?: number;
 }
@@ -60,20 +62,39 @@ interface Cached {
   at: number;
 }
 
-const SET_ISOLATION = {
-  'read committed': 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED',
-  'repeatable read': 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ',
-  serializable: 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE',
-} as const;
-
 // One round trip. The time limits apply from the next statement on; being
 // transaction-local, they end with it like the role does.
-const BIND = `SELECT set_config('role', ?, true), set_config('search_path', ?, true),
-                     set_config('statement_timeout', ?, true),
-                     set_config('idle_in_transaction_session_timeout', ?, true)`;
+const bind = (role: string, searchPath: string, statementTimeoutMs: number, idleMs: number): Statement => ({
+  text: `SELECT set_config('role', $1, true), set_config('search_path', $2, true),
+                set_config('statement_timeout', $3, true),
+                set_config('idle_in_transaction_session_timeout', $4, true)`,
+  values: [role, searchPath, String(statementTimeoutMs), String(idleMs)],
+});
 // Back to the application role, still inside the transaction: only our own code
 // runs after this, to write the audit inbox (tenant roles cannot reach it).
-const UNBIND = "SELECT set_config('role', 'none', true), set_config('search_path', '', true)";
+const UNBIND: Statement = {
+  text: "SELECT set_config('role', 'none', true), set_config('search_path', '', true)",
+  values: [],
+};
+
+/**
+ * Runs one statement in the unit of work's transaction. The transaction is
+ * MikroORM's (the entities flush in it), and MikroORM's raw execute takes `?`
+ * placeholders, so this is the one place where a statement's `$n` become `?`:
+ * each `$n` in turn, its value placed in that order (a number may repeat or
+ * come out of order). A statement run here must hold no `?` of its own (the
+ * jsonb operators): MikroORM would take it for a placeholder.
+ */
+async function execute<T>(em: EntityManager, statement: Statement): Promise<T[]> {
+  const values: unknown[] = [];
+  const text = statement.text.replace(/\$(\d+)/g, (_, n: string) => {
+    const i = Number(n) - 1;
+    if (i < 0 || i >= statement.values.length) throw new RangeError(`no value for $${n}`);
+    values.push(statement.values[i]);
+    return '?';
+  });
+  return (await em.execute(text, values)) as T[];
+}
 
 export class TenantContext {
   readonly #orm: Orm;
@@ -101,8 +122,7 @@ export class TenantContext {
     const role = checkTenantName(tenant.role_name);
     if (this.#dueForTouch(tenantId)) {
       // Off the request path and as the application role: tenant roles cannot write the control plane.
-      const touch = sql.touch(tenantId, this.#touchMs / 1000);
-      query(this.#pool, touch.text, touch.values).catch(() => this.#touched.delete(tenantId));
+      run(this.#pool, sql.touch(tenantId, this.#touchMs / 1000)).catch(() => this.#touched.delete(tenantId));
     }
     const statementTimeout = timeLimit(
       options.statementTimeoutMs ?? this.#statementTimeoutMs,
@@ -111,15 +131,10 @@ export class TenantContext {
     const em = this.#orm.em.fork({ schema, clear: true }) as EntityManager;
     const started = performance.now();
     try {
+      // The isolation level goes into MikroORM's own BEGIN (START TRANSACTION ISOLATION LEVEL ...).
+      const begin = options.isolation ? { isolationLevel: options.isolation } : {};
       return await em.transactional(async (tem) => {
-        // Before any other statement: PostgreSQL fixes the isolation level at the first query.
-        if (options.isolation) await tem.execute(SET_ISOLATION[options.isolation]);
-        await tem.execute(BIND, [
-          role,
-          ident(schema),
-          String(statementTimeout),
-          String(this.#idleInTransactionMs),
-        ]);
+        await execute(tem, bind(role, ident(schema), statementTimeout, this.#idleInTransactionMs));
         const events: AuditEvent[] = [];
         const uow: UnitOfWork = {
           tenant: { id: tenant.id, schema },
@@ -127,21 +142,18 @@ export class TenantContext {
           audit: (event) => {
             events.push({ ...event, tenantId: tenant.id });
           },
-          query: (text, params = []) => tem.execute(text, params as unknown[]) as Promise<never>,
+          query: (statement) =>
+            execute(tem, typeof statement === 'string' ? { text: statement, values: [] } : statement),
         };
         const result = await fn(uow);
         // Entity changes are written as the tenant role, before the role is dropped.
         await tem.flush();
         if (events.length > 0) {
-          await tem.execute(UNBIND);
-          for (const event of events) {
-            const stmt = insertAuditEvent(event);
-            // MikroORM's execute takes `?` placeholders; the statement's text is our own constant.
-            await tem.execute(stmt.text.replace(/\$\d+/g, '?'), stmt.values);
-          }
+          await execute(tem, UNBIND);
+          for (const event of events) await execute(tem, insertAuditEvent(event));
         }
         return result;
-      });
+      }, begin);
     } catch (err) {
       // PostgreSQL ends an idle transaction's session with FATAL 25P03 while no
       // statement is running, so pg reports it as an 'error' event nobody here
@@ -163,7 +175,7 @@ export class TenantContext {
     const hit = this.#cache.get(tenantId);
     let row = hit && now - hit.at < this.#cacheMs ? hit.row : undefined;
     if (!row) {
-      const result = await query<sql.TenantRow>(this.#pool, sql.selectTenant(tenantId).text, [tenantId]);
+      const result = await run<sql.TenantRow>(this.#pool, sql.selectTenant(tenantId));
       row = result.rows[0];
       if (!row) {
         this.#cache.delete(tenantId);

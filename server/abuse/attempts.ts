@@ -11,7 +11,7 @@
 // account comes from elsewhere (the pending sign-in of the code step).
 import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../../kernel/logger.ts';
-import { RateLimitedError, SessionsUnavailableError } from '../errors.ts';
+import { RateLimitedError, SessionsUnavailableError } from '../app-errors.ts';
 import {
   type Attempt,
   type AttemptCounter,

@@ -19,8 +19,8 @@ import {
 import { type RedisReply, RedisStore } from 'rate-limit-redis';
 import type { RedisClientType } from 'redis';
 import type { Logger } from '../../kernel/logger.ts';
+import { RateLimitedError, SessionsUnavailableError } from '../app-errors.ts';
 import { bearerSecret } from '../auth/bearer.ts';
-import { RateLimitedError, SessionsUnavailableError } from '../errors.ts';
 import type { WindowLimit } from './options.ts';
 
 /**

@@ -22,8 +22,8 @@ import type { RedisClientType } from 'redis';
 import { InvalidInputError } from '../../kernel/errors.ts';
 import type { Logger } from '../../kernel/logger.ts';
 import { normalizeEmail } from '../accounts/credentials.ts';
+import { RateLimitedError, SessionsUnavailableError } from '../app-errors.ts';
 import { type SignInCredentials, signInCredentials } from '../auth/sign-in-credentials.ts';
-import { RateLimitedError, SessionsUnavailableError } from '../errors.ts';
 import type { LockoutPolicy } from './options.ts';
 
 export type Attempt = { allowed: true; failures: number } | { allowed: false; retryAfterMs: number };

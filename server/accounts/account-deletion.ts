@@ -10,12 +10,12 @@
 // the audit trail (actor id, address and device of the request), which is
 // what the trail is for. Their email becomes free to register again.
 import { z } from 'zod';
-import { type AuditActor, type AuditContext, insertAuditEvent } from '../../kernel/audit-inbox.ts';
-import { type Pool, run, transaction } from '../../kernel/db.ts';
+import { type AuditActor, type AuditBy, type AuditContext, record } from '../../kernel/audit-inbox.ts';
+import { type Pool, transaction } from '../../kernel/db.ts';
 import { InvalidInputError } from '../../kernel/errors.ts';
 import { LegalHoldError } from '../../tenancy/errors.ts';
 import { dropTenantInTransaction } from '../../tenancy/lifecycle.ts';
-import { AuthenticationError, ForbiddenError, MfaRequiredError } from '../errors.ts';
+import { AuthenticationError, ForbiddenError, MfaRequiredError } from '../app-errors.ts';
 import * as sql from './account-deletion-sql.ts';
 import { findUser } from './accounts.ts';
 import { verifyPassword } from './credentials.ts';
@@ -102,22 +102,18 @@ export async function deleteAccount(pool: Pool, request: DeletionRequest): Promi
       const ended = await client.query(revokeSessionsOfUser(userId, null, 'account deleted'));
       await client.query(sql.deleteUser(userId));
       await client.query(sql.forgetTenantName(tenantId));
-      await client.query(
-        insertAuditEvent({
-          tenantId,
-          actor: request.actor,
-          action: 'account.delete',
-          resource: { type: 'account', id: userId },
-          outcome: 'success',
-          context: request.context,
-          details: {
-            schemaVersion: tenant.schema_version,
-            droppedSchema: tenant.schema_name,
-            droppedRole: tenant.role_name,
-            sessionsEnded: ended.rowCount ?? 0,
-          },
-        }),
-      );
+      await record(client, byOf(request), {
+        tenantId,
+        action: 'account.delete',
+        resource: { type: 'account', id: userId },
+        outcome: 'success',
+        details: {
+          schemaVersion: tenant.schema_version,
+          droppedSchema: tenant.schema_name,
+          droppedRole: tenant.role_name,
+          sessionsEnded: ended.rowCount ?? 0,
+        },
+      });
       return { tenantId, sessionsEnded: ended.rowCount ?? 0 };
     });
   } catch (err) {
@@ -131,16 +127,13 @@ export async function deleteAccount(pool: Pool, request: DeletionRequest): Promi
 
 /** A refused deletion is worth knowing about (a stolen session guessing the password, a legal hold). */
 async function recordRefusal(pool: Pool, request: DeletionRequest, code: string): Promise<void> {
-  await run(
-    pool,
-    insertAuditEvent({
-      tenantId: request.tenantId,
-      actor: request.actor,
-      action: 'account.delete',
-      resource: { type: 'account', id: request.userId },
-      outcome: 'failure',
-      code,
-      context: request.context,
-    }),
-  );
+  await record(pool, byOf(request), {
+    tenantId: request.tenantId,
+    action: 'account.delete',
+    resource: { type: 'account', id: request.userId },
+    outcome: 'failure',
+    code,
+  });
 }
+
+const byOf = (request: DeletionRequest): AuditBy => ({ actor: request.actor, context: request.context });

@@ -3,13 +3,13 @@
 // no user is left behind, and if the email is taken, no tenant is. Every
 // change here writes its audit event in its own transaction.
 import { randomUUID } from 'node:crypto';
-import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../kernel/audit-inbox.ts';
+import { type AuditBy, record, SYSTEM } from '../../kernel/audit-inbox.ts';
 import { type Client, type Pool, retryingTransaction, run, transaction } from '../../kernel/db.ts';
 import { DatabaseError } from '../../kernel/errors.ts';
 import { provisionTenantInTransaction } from '../../tenancy/provision.ts';
 import type { TenantMigration } from '../../tenancy/templates.ts';
 import type { TenantRow } from '../../tenancy/tenant-sql.ts';
-import { AuthenticationError, ConflictError, ProvisioningFailedError } from '../errors.ts';
+import { AuthenticationError, ConflictError, ProvisioningFailedError } from '../app-errors.ts';
 import { revokeAllTokensInTransaction } from './api-tokens.ts';
 import {
   checkPasswordPolicy,
@@ -76,17 +76,13 @@ export async function register(
         id: userId,
       });
       const user = (await client.query<sql.UserRow>(insert)).rows[0] as sql.UserRow;
-      await client.query(
-        insertAuditEvent(
-          eventBy(self, {
-            tenantId: tenant.id,
-            action: 'account.register',
-            resource: { type: 'user', id: userId },
-            outcome: 'success',
-            details: { role: 'user' },
-          }),
-        ),
-      );
+      await record(client, self, {
+        tenantId: tenant.id,
+        action: 'account.register',
+        resource: { type: 'user', id: userId },
+        outcome: 'success',
+        details: { role: 'user' },
+      });
       return { user, tenant };
     });
   } catch (err) {
@@ -158,13 +154,12 @@ export async function changePassword(
   const user = await findUser(pool, userId);
   const resource = { type: 'user', id: userId };
   if (!user || !(await verifyPassword(user.password_hash, typeof current === 'string' ? current : ''))) {
-    const refused = eventBy(by, {
+    await record(pool, by, {
       action: 'account.password.change',
       resource,
       outcome: 'failure',
       code: 'wrong_password',
-    });
-    await run(pool, insertAuditEvent(refused)).catch(() => {});
+    }).catch(() => {});
     throw new AuthenticationError('The current password is incorrect.');
   }
   const password = checkPasswordPolicy(next, { email: user.email });
@@ -174,22 +169,14 @@ export async function changePassword(
     const ended = (await client.query(sql.revokeSessionsOfUser(userId, keepSessionId, 'password changed')))
       .rowCount;
     const tenantId = user.tenant_id;
-    await client.query(
-      insertAuditEvent(
-        eventBy(by, { tenantId, action: 'account.password.change', resource, outcome: 'success' }),
-      ),
-    );
-    await client.query(
-      insertAuditEvent(
-        eventBy(by, {
-          tenantId,
-          action: 'session.revoke_all',
-          resource,
-          outcome: 'success',
-          details: { reason: 'password changed', sessionsEnded: ended ?? 0 },
-        }),
-      ),
-    );
+    await record(client, by, { tenantId, action: 'account.password.change', resource, outcome: 'success' });
+    await record(client, by, {
+      tenantId,
+      action: 'session.revoke_all',
+      resource,
+      outcome: 'success',
+      details: { reason: 'password changed', sessionsEnded: ended ?? 0 },
+    });
     const tokensEnded = await revokeAllTokensInTransaction(client, userId, 'password changed', by, tenantId);
     return { sessionsEnded: ended ?? 0, tokensEnded };
   });
@@ -235,17 +222,13 @@ export async function createPrivilegedUserInTransaction(
   try {
     const row = (await client.query<sql.UserRow>(insert)).rows[0] as sql.UserRow;
     await client.query('RELEASE SAVEPOINT create_user');
-    await client.query(
-      insertAuditEvent(
-        eventBy(by, {
-          tenantId: null,
-          action: 'account.create',
-          resource: { type: 'user', id: row.id },
-          outcome: 'success',
-          details: { role: row.role, mfaRequired: row.mfa_required },
-        }),
-      ),
-    );
+    await record(client, by, {
+      tenantId: null,
+      action: 'account.create',
+      resource: { type: 'user', id: row.id },
+      outcome: 'success',
+      details: { role: row.role, mfaRequired: row.mfa_required },
+    });
     return row;
   } catch (err) {
     await client.query('ROLLBACK TO SAVEPOINT create_user');

@@ -4,7 +4,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type AuditBy, SYSTEM } from '../../kernel/audit-inbox.ts';
 import { type Pool, run, transaction } from '../../kernel/db.ts';
-import { AuthenticationError, ConflictError } from '../errors.ts';
+import type { Logger } from '../../kernel/logger.ts';
+import { AuthenticationError, ConflictError } from '../app-errors.ts';
 import { createPrivilegedUserInTransaction } from './accounts.ts';
 import * as sql from './users-sql.ts';
 
@@ -62,4 +63,15 @@ export async function completeSetup(
     await client.query('UPDATE control.admin_setup_tokens SET used_at = now() WHERE used_at IS NULL');
     return admin;
   });
+}
+
+/** Logs a one-time setup link when no admin exists (the only secret we ever log, and it dies on use). */
+export async function announceSetup(pool: Pool, baseUrl: string, log: Logger): Promise<void> {
+  const token = await issueSetupToken(pool);
+  if (!token) return;
+  log.warn(
+    `No admin account exists yet. Create one within an hour at ${baseUrl}/setup/admin?token=${token} ` +
+      '(or run `npx enclave users create-admin`).',
+    { setupLink: true },
+  );
 }

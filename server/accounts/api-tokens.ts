@@ -5,10 +5,10 @@
 // unlike a password, the input has full entropy, so there is nothing for a
 // slow hash to protect, and every API request pays for the lookup.
 import { createHash, randomBytes } from 'node:crypto';
-import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../kernel/audit-inbox.ts';
+import { type AuditBy, record, SYSTEM } from '../../kernel/audit-inbox.ts';
 import { type Client, type Pool, run, transaction } from '../../kernel/db.ts';
 import { InvalidInputError } from '../../kernel/errors.ts';
-import { ConflictError, NotFoundError } from '../errors.ts';
+import { ConflictError, NotFoundError } from '../app-errors.ts';
 import { isUuid } from '../sessions/registry.ts';
 import * as sql from './api-tokens-sql.ts';
 import type { Role } from './users-sql.ts';
@@ -109,16 +109,12 @@ export async function createToken(
       );
     }
     // The name and scope, never the secret (nor its hash).
-    await client.query(
-      insertAuditEvent(
-        eventBy(by, {
-          action: 'token.create',
-          resource: { type: 'api_token', id: row.id },
-          outcome: 'success',
-          details: { name, scope },
-        }),
-      ),
-    );
+    await record(client, by, {
+      action: 'token.create',
+      resource: { type: 'api_token', id: row.id },
+      outcome: 'success',
+      details: { name, scope },
+    });
     return { token: view(row), secret };
   });
 }
@@ -143,15 +139,11 @@ export async function revokeToken(
   await transaction(pool, async (client) => {
     const { rowCount } = await run(client, sql.revokeToken(tokenId, userId));
     if (!rowCount) throw new NotFoundError('No such API token.');
-    await client.query(
-      insertAuditEvent(
-        eventBy(by, {
-          action: 'token.revoke',
-          resource: { type: 'api_token', id: tokenId },
-          outcome: 'success',
-        }),
-      ),
-    );
+    await record(client, by, {
+      action: 'token.revoke',
+      resource: { type: 'api_token', id: tokenId },
+      outcome: 'success',
+    });
   });
 }
 
@@ -171,13 +163,13 @@ export async function revokeAllTokensInTransaction(
 ): Promise<number> {
   const { rows } = await run<{ id: string }>(client, sql.revokeTokensOfUser(userId));
   for (const { id } of rows) {
-    const event = eventBy(by, {
+    await record(client, by, {
+      ...(tenantId === undefined ? {} : { tenantId }),
       action: 'token.revoke',
       resource: { type: 'api_token', id },
       outcome: 'success',
       details: { reason },
     });
-    await client.query(insertAuditEvent(tenantId === undefined ? event : { ...event, tenantId }));
   }
   return rows.length;
 }

@@ -17,10 +17,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { generateSecret, generateURI, verify } from 'otplib';
 import QRCode from 'qrcode';
-import { type AuditBy, eventBy, insertAuditEvent, SYSTEM } from '../../kernel/audit-inbox.ts';
+import { type AuditBy, record, SYSTEM } from '../../kernel/audit-inbox.ts';
 import { type Client, type Pool, run, transaction } from '../../kernel/db.ts';
 import { InvalidInputError } from '../../kernel/errors.ts';
-import { AuthenticationError, ConflictError, MfaRequiredError } from '../errors.ts';
+import { AuthenticationError, ConflictError, MfaRequiredError } from '../app-errors.ts';
 import { verifyPassword } from './credentials.ts';
 import * as sql from './mfa-sql.ts';
 import { addNotice } from './notices.ts';
@@ -96,17 +96,13 @@ export async function checkSecondFactor(
     const kind = await consumeCode(client, user.id, secret, code);
     if (kind === 'recovery') {
       const left = (await run<{ n: number }>(client, sql.unusedRecoveryCodes(user.id))).rows[0]?.n ?? 0;
-      await client.query(
-        insertAuditEvent(
-          eventBy(by, {
-            tenantId: user.tenant_id,
-            action: 'mfa.recovery_code.use',
-            resource: { type: 'user', id: user.id },
-            outcome: 'success',
-            details: { codesLeft: left },
-          }),
-        ),
-      );
+      await record(client, by, {
+        tenantId: user.tenant_id,
+        action: 'mfa.recovery_code.use',
+        resource: { type: 'user', id: user.id },
+        outcome: 'success',
+        details: { codesLeft: left },
+      });
     }
     return kind;
   });
@@ -172,7 +168,7 @@ export async function confirmEnrolment(
       const ended = await client.query(
         revokeSessionsOfUser(userId, keepSessionId, 'two-step sign-in turned on'),
       );
-      await record(client, by, 'mfa.enable', userId, { sessionsEnded: ended.rowCount ?? 0 });
+      await recordMfaChange(client, by, 'mfa.enable', userId, { sessionsEnded: ended.rowCount ?? 0 });
       return replaceRecoveryCodes(client, userId);
     });
   });
@@ -199,7 +195,7 @@ export async function disableMfa(
       await consumeCode(client, userId, locked.mfa_secret, code, WRONG_PASSWORD_OR_CODE);
       await client.query(sql.deactivateMfa(userId));
       await client.query(sql.deleteRecoveryCodes(userId));
-      await record(client, by, 'mfa.disable', userId, {});
+      await recordMfaChange(client, by, 'mfa.disable', userId, {});
     });
   });
 }
@@ -229,7 +225,9 @@ export async function regenerateRecoveryCodes(
       const locked = await lockedStateOf(client, userId);
       if (!locked.mfa_enabled_at || !locked.mfa_secret) throw notOn();
       await consumeCode(client, userId, locked.mfa_secret, code, WRONG_PASSWORD_OR_CODE);
-      await record(client, by, 'mfa.recovery_codes.regenerate', userId, { count: RECOVERY_CODE_COUNT });
+      await recordMfaChange(client, by, 'mfa.recovery_codes.regenerate', userId, {
+        count: RECOVERY_CODE_COUNT,
+      });
       return replaceRecoveryCodes(client, userId);
     });
   });
@@ -268,15 +266,14 @@ async function consumeCode(
  * chain), and a notice of it for the owner's next sign-in: if it was not
  * them, that is where they learn of it.
  */
-async function record(
+async function recordMfaChange(
   client: Client,
   by: AuditBy,
   action: string,
   userId: string,
   details: Record<string, unknown>,
 ): Promise<void> {
-  const event = eventBy(by, { action, resource: { type: 'user', id: userId }, outcome: 'success', details });
-  await client.query(insertAuditEvent(event));
+  await record(client, by, { action, resource: { type: 'user', id: userId }, outcome: 'success', details });
   await addNotice(client, userId, action, by);
 }
 
@@ -292,14 +289,13 @@ async function recordingRefusals<T>(
     return await fn();
   } catch (err) {
     if (err instanceof MfaRefusedError) {
-      const event = eventBy(by, {
+      // The refusal stands even if its audit row cannot be written.
+      await record(pool, by, {
         action,
         resource: { type: 'user', id: userId },
         outcome: 'failure',
         code: err.reason,
-      });
-      // The refusal stands even if its audit row cannot be written.
-      await run(pool, insertAuditEvent(event)).catch(() => {});
+      }).catch(() => {});
     }
     throw err;
   }

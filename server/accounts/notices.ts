@@ -72,12 +72,12 @@ const CHANGES: Record<string, string> = {
     'New recovery codes were made for your account (the old ones stopped working)',
 };
 
-/** The notices as sentences for a person, with `formatTime` for the dates. */
-export function describeSignInNotices(found: SignInNotices, formatTime: (at: string) => string): string[] {
+/** The notices as sentences for a person, with `displayTime` for the dates. */
+export function describeSignInNotices(found: SignInNotices, displayTime: (at: string) => string): string[] {
   const lines = found.notices.map((n) => {
     const where = [n.ip && `from ${n.ip}`, n.device && `(${n.device})`].filter(Boolean).join(' ');
     const what = CHANGES[n.kind] ?? `A security setting of your account was changed (${n.kind})`;
-    return `${what} on ${formatTime(n.at)}${where ? ` ${where}` : ''}. If that was not you, change your password now.`;
+    return `${what} on ${displayTime(n.at)}${where ? ` ${where}` : ''}. If that was not you, change your password now.`;
   });
   const n = found.failedAttemptsSinceLastSignIn;
   if (n > 0) {

@@ -152,9 +152,3 @@ export const tenantExists = (tenantId: string): Statement => ({
   text: 'SELECT 1 FROM control.tenants WHERE id = $1',
   values: [tenantId],
 });
-
-export const revokeSessionsOfTenant = (tenantId: string, reason: string): Statement => ({
-  text: `UPDATE control.user_sessions SET revoked_at = now(), revoked_reason = $2
-          WHERE tenant_id = $1 AND revoked_at IS NULL RETURNING id`,
-  values: [tenantId, reason],
-});

@@ -12,7 +12,7 @@
 //   password, MFA, admin): a leaked token must not be able to mint more tokens,
 //   outlive its own revocation, end the owner's sessions or lock the owner out.
 //   Those need a person signed in with a session, whatever the token's scope.
-//   The routes say so too (requireSessionLogin below, or a `via` check), so a
+//   The routes say so too (requireSessionLogin in guards.ts, or a `via` check), so a
 //   new account route is covered even before this list learns its name.
 // - read-only tokens only read: requireWorkspace (guards.ts) refuses unsafe
 //   methods for scope 'read'.
@@ -22,7 +22,7 @@
 import type { RequestHandler } from 'express';
 import type { Pool } from '../../kernel/db.ts';
 import { authenticate } from '../accounts/api-tokens.ts';
-import { AuthenticationError, ForbiddenError, LoginRequiredError } from '../errors.ts';
+import { AuthenticationError, ForbiddenError } from '../app-errors.ts';
 import type { Principal } from './principal.ts';
 
 // Case-insensitive like Express's own routing, so `/API/...` cannot slip past.
@@ -86,12 +86,3 @@ export function bearerAuth(pool: Pool): RequestHandler {
     next();
   };
 }
-
-/** For account management: a person signed in with a session, never an API token (see above). */
-export const requireSessionLogin: RequestHandler = (req, _res, next) => {
-  if (!req.user) return next(new LoginRequiredError());
-  if (req.user.via !== 'session') {
-    return next(new ForbiddenError('API tokens cannot manage the account. Sign in to do this.'));
-  }
-  next();
-};

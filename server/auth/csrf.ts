@@ -14,7 +14,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { csrfSync } from 'csrf-sync';
 import type { Request, RequestHandler } from 'express';
-import { CsrfError } from '../errors.ts';
+import { CsrfError } from '../app-errors.ts';
 import { hasBearer, hasSessionCookie } from './session-middleware.ts';
 
 export const CSRF_COOKIE = 'enclave.csrf';

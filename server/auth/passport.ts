@@ -40,7 +40,7 @@ export function principalFromRow(
 export function createPassport(pool: Pool, registry: SessionRegistry): InstanceType<typeof Passport> {
   const passport = new Passport();
   // Only ever run on credentials already read by auth/sign-in-credentials.ts
-  // (routes/auth.ts authenticateLocal): its own lookup falls back to the query string.
+  // (auth/sign-in.ts authenticateLocal): its own lookup falls back to the query string.
   passport.use(
     new LocalStrategy(
       { usernameField: 'email', passwordField: 'password', session: false },

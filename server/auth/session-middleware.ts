@@ -2,7 +2,7 @@
 // that carry an API token skip all of this: they never get a cookie.
 import type { RequestHandler } from 'express';
 import session from 'express-session';
-import { SessionsUnavailableError } from '../errors.ts';
+import { SessionsUnavailableError } from '../app-errors.ts';
 import type { createPassport } from './passport.ts';
 
 export const SESSION_COOKIE = 'enclave.sid';

@@ -1,5 +1,5 @@
 // The one reading of a sign-in request's credentials, shared by the account
-// lockout (server/abuse/lockout.ts) and the password check (routes/auth.ts,
+// lockout (server/abuse/lockout.ts) and the password check (auth/sign-in.ts,
 // through passport-local). Two readers that disagree are a bypass: the lockout
 // once read `body.email || query.email` and skipped anything that was not a
 // string, while passport-local fell back to `?email=` and checked the password

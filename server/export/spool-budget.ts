@@ -6,7 +6,7 @@
 // against one budget (EXPORT_SPOOL_BUDGET_MB), and given back as soon as its
 // file is deleted: a new export is refused while the budget is spent, and an
 // export that would overdraw it stops, removes its files and is answered 503.
-import { ServerBusyError } from '../errors.ts';
+import { ServerBusyError } from '../app-errors.ts';
 
 /** How long a refused client is asked to wait: slow downloads free their space over minutes, not seconds. */
 export const BUSY_RETRY_AFTER_SECONDS = 30;

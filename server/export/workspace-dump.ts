@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import type { UnitOfWork } from '../../tenancy/unit-of-work.ts';
-import * as sql from './export-sql.ts';
+import * as sql from './workspace-export-sql.ts';
 
 /** The version of the archive's layout: manifest.json first, then one `<table>.jsonl` per table. */
 export const EXPORT_FORMAT = 'enclave-workspace-export';
@@ -56,10 +56,7 @@ export async function dumpWorkspace(
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   const [now] = await uow.query<{ at: Date }>(sql.transactionTime());
   const schema = uow.tenant.schema;
-  const tables = await uow.query<sql.ExportTable>(
-    sql.exportTables(schema).text,
-    sql.exportTables(schema).values,
-  );
+  const tables = await uow.query<sql.ExportTable>(sql.exportTables(schema));
   const files: DumpedFile[] = [];
   for (const t of tables) {
     // Names come from our own migrations; a file name is still checked before it is made from one.

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RedisClientType } from 'redis';
 import type { Logger } from '../../kernel/logger.ts';
-import { RateLimitedError } from '../errors.ts';
+import { RateLimitedError } from '../app-errors.ts';
 
 export type SlotKind = 'export' | 'search';
 

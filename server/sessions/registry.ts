@@ -4,10 +4,10 @@
 // Opening and ending sessions write their audit events (`auth.login`,
 // `auth.logout`, `session.revoke`, `session.revoke_all`) in the same
 // transaction as the registry row.
-import { type AuditBy, eventBy, insertAuditEvent } from '../../kernel/audit-inbox.ts';
+import { type AuditBy, record } from '../../kernel/audit-inbox.ts';
 import { type Client, type Pool, run, transaction } from '../../kernel/db.ts';
 import * as sql from '../accounts/users-sql.ts';
-import { NotFoundError } from '../errors.ts';
+import { NotFoundError } from '../app-errors.ts';
 
 export interface SessionView {
   id: string;
@@ -39,17 +39,13 @@ export class SessionRegistry {
     return transaction(this.#pool, async (client) => {
       const { rows } = await run<sql.SessionRow>(client, sql.insertSession(userId, tenantId, ip, userAgent));
       const id = (rows[0] as sql.SessionRow).id;
-      await client.query(
-        insertAuditEvent(
-          eventBy(by, {
-            tenantId,
-            action: 'auth.login',
-            resource: { type: 'session', id },
-            outcome: 'success',
-            details,
-          }),
-        ),
-      );
+      await record(client, by, {
+        tenantId,
+        action: 'auth.login',
+        resource: { type: 'session', id },
+        outcome: 'success',
+        details,
+      });
       return id;
     });
   }
@@ -90,17 +86,13 @@ export class SessionRegistry {
       const { rows } = await run(client, sql.activeSessionsOfTenant(tenantId, this.#absoluteSeconds));
       // A tenant id that names no tenant goes to the platform chain: probing must not make chains.
       const known = (await run(client, sql.tenantExists(tenantId))).rowCount;
-      await client.query(
-        insertAuditEvent(
-          eventBy(by, {
-            tenantId: known ? tenantId : null,
-            action: 'admin.sessions.list',
-            resource: { type: 'tenant', id: tenantId },
-            outcome: 'success',
-            details: { sessions: rows.length },
-          }),
-        ),
-      );
+      await record(client, by, {
+        tenantId: known ? tenantId : null,
+        action: 'admin.sessions.list',
+        resource: { type: 'tenant', id: tenantId },
+        outcome: 'success',
+        details: { sessions: rows.length },
+      });
       return rows;
     });
   }
@@ -125,17 +117,13 @@ export class SessionRegistry {
       );
       const row = rows[0];
       if (!row) throw new NotFoundError('No such session.');
-      await client.query(
-        insertAuditEvent(
-          eventBy(by, {
-            tenantId: row.tenant_id,
-            action,
-            resource: { type: 'session', id: sessionId },
-            outcome: 'success',
-            details: { reason, owner: row.user_id },
-          }),
-        ),
-      );
+      await record(client, by, {
+        tenantId: row.tenant_id,
+        action,
+        resource: { type: 'session', id: sessionId },
+        outcome: 'success',
+        details: { reason, owner: row.user_id },
+      });
     });
   }
 
@@ -151,16 +139,12 @@ export class SessionRegistry {
     by: AuditBy,
   ): Promise<number> {
     const ended = (await run(client, sql.revokeSessionsOfUser(userId, keep, reason))).rowCount ?? 0;
-    await client.query(
-      insertAuditEvent(
-        eventBy(by, {
-          action: 'session.revoke_all',
-          resource: { type: 'user', id: userId },
-          outcome: 'success',
-          details: { reason, sessionsEnded: ended },
-        }),
-      ),
-    );
+    await record(client, by, {
+      action: 'session.revoke_all',
+      resource: { type: 'user', id: userId },
+      outcome: 'success',
+      details: { reason, sessionsEnded: ended },
+    });
     return ended;
   }
 }

@@ -3,9 +3,11 @@
 // and the pages alike, handed to every workspace service that writes.
 import type { Request, Response } from 'express';
 import type { AuditActor, AuditContext } from '../../kernel/audit-inbox.ts';
-import { LoginRequiredError } from '../errors.ts';
-import { requestIdOf } from '../request-id.ts';
-import type { AuditContentMode } from './audit.ts';
+import { LoginRequiredError } from '../app-errors.ts';
+import { requestIdOf } from '../http/request-id.ts';
+
+/** AUDIT_CONTENT: `hash` (the default) or `full`. */
+export type AuditContentMode = 'hash' | 'full';
 
 export interface Actor {
   readonly actor: AuditActor;

@@ -16,10 +16,7 @@ import { createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { changes } from '../../kernel/audit-inbox.ts';
 import type { UnitOfWork } from '../../tenancy/unit-of-work.ts';
-import type { Actor } from './actor.ts';
-
-/** AUDIT_CONTENT: `hash` (the default) or `full`. */
-export type AuditContentMode = 'hash' | 'full';
+import type { Actor, AuditContentMode } from './actor.ts';
 
 declare global {
   namespace Express {

@@ -23,7 +23,7 @@
 import { LockMode } from '@mikro-orm/core';
 import type { UnitOfWork } from '../../tenancy/unit-of-work.ts';
 import { NoteSchema } from '../../tenancy/workspace-entities.ts';
-import { VersionConflictError } from '../errors.ts';
+import { VersionConflictError } from '../app-errors.ts';
 import type { Actor } from './actor.ts';
 import { recordChange } from './audit.ts';
 import { renderNote } from './markdown.ts';
@@ -60,8 +60,9 @@ export async function listNotes(
 ): Promise<{ notes: NoteSummary[]; nextCursor: string | null }> {
   const sort = NOTE_SORT_SPECS[query.sort];
   const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor, sort);
-  const stmt = sql.listNotes({ sort, cursor, tag: query.tag, limit: query.limit + 1 });
-  const rows = await uow.query<sql.NoteSummaryRow>(stmt.text, stmt.values);
+  const rows = await uow.query<sql.NoteSummaryRow>(
+    sql.listNotes({ sort, cursor, tag: query.tag, limit: query.limit + 1 }),
+  );
   const shown = page(
     rows.map((r) => ({ ...r, id: Number(r.id), sortKey: r.sort_key })),
     query.limit,
@@ -75,8 +76,9 @@ export async function searchNotes(
   query: SearchQuery,
 ): Promise<{ results: SearchHit[]; nextCursor: string | null }> {
   const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor, RANK_SORT);
-  const stmt = sql.searchNotes({ q: query.q, sort: RANK_SORT, cursor, limit: query.limit + 1 });
-  const rows = await uow.query<sql.SearchRow>(stmt.text, stmt.values);
+  const rows = await uow.query<sql.SearchRow>(
+    sql.searchNotes({ q: query.q, sort: RANK_SORT, cursor, limit: query.limit + 1 }),
+  );
   const shown = page(
     rows.map((r) => ({ ...r, id: Number(r.id), sortKey: r.sort_key })),
     query.limit,
@@ -101,8 +103,7 @@ export async function getNote(uow: UnitOfWork, id: number): Promise<NoteView> {
  */
 async function storeMissingHtml(uow: UnitOfWork, note: Note): Promise<string> {
   const { html } = renderNote(note.body);
-  const stmt = sql.storeMissingHtml(Number(note.id), note.version, html);
-  await uow.query(stmt.text, stmt.values);
+  await uow.query(sql.storeMissingHtml(Number(note.id), note.version, html));
   return html;
 }
 
@@ -155,8 +156,7 @@ export async function deleteNote(
   const before = snapshot(note);
   // Tasks linked to the note lose the link: each is a change of its own (new
   // version, its own audit event), not a side effect nobody hears of.
-  const unlink = sql.unlinkTasksOfNote(id);
-  const unlinked = await uow.query<{ id: string | number; version: number }>(unlink.text, unlink.values);
+  const unlinked = await uow.query<{ id: string | number; version: number }>(sql.unlinkTasksOfNote(id));
   uow.em.remove(note);
   await uow.em.flush();
   recordChange(uow, by, 'note.delete', { type: 'note', id }, before, {}, NOTE_FIELDS, {

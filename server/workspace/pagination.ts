@@ -118,18 +118,22 @@ export function orderBy(sort: KeysetSort, table?: string): string {
 }
 
 /**
- * The condition "comes after the cursor" in this sort (`?` placeholders, values
- * in order). With no cursor, no condition.
+ * The condition "comes after the cursor" in this sort (`$n` placeholders
+ * numbered from `first`, values in order). With no cursor, no condition.
  */
-export function after(sort: KeysetSort, cursor: Cursor | undefined): { sql: string; params: unknown[] } {
+export function after(
+  sort: KeysetSort,
+  cursor: Cursor | undefined,
+  first = 1,
+): { sql: string; params: unknown[] } {
   if (!cursor) return { sql: 'TRUE', params: [] };
   const op = sort.direction === 'asc' ? '>' : '<';
   const cast = CAST[sort.type];
   if (cursor.key === null) {
     // Past the last non-null key: only NULL keys remain, in id order.
-    return { sql: `(${sort.column} IS NULL AND id ${op} ?)`, params: [cursor.id] };
+    return { sql: `(${sort.column} IS NULL AND id ${op} $${first})`, params: [cursor.id] };
   }
-  const compare = `(${sort.column}, id) ${op} (?::${cast}, ?::bigint)`;
+  const compare = `(${sort.column}, id) ${op} ($${first}::${cast}, $${first + 1}::bigint)`;
   return {
     sql: sort.nullable ? `(${compare} OR ${sort.column} IS NULL)` : compare,
     params: [cursor.key, cursor.id],

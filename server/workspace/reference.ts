@@ -12,15 +12,13 @@ export interface ReferenceData {
 }
 
 export async function readReference(uow: UnitOfWork): Promise<ReferenceData> {
-  const palette = sql.tagPalette();
-  const templates = sql.taskTemplates();
-  const tags = await uow.query<{ name: string; color: string }>(palette.text, palette.values);
+  const tags = await uow.query<{ name: string; color: string }>(sql.tagPalette());
   const rows = await uow.query<{
     id: string | number;
     title: string;
     status: TaskStatus;
     due_in_days: number | null;
-  }>(templates.text, templates.values);
+  }>(sql.taskTemplates());
   return {
     tagPalette: tags.map((t) => ({ name: t.name, color: t.color })),
     taskTemplates: rows.map((r) => ({

@@ -18,13 +18,17 @@
 // cannot both take the same last free bytes. Nothing deadlocks on it as long
 // as a transaction takes its row locks (FOR UPDATE, FOR KEY SHARE) before its
 // first write that changes a size, as the services in notes.ts and tasks.ts do.
+import type { Statement } from '../../kernel/db.ts';
 import type { UnitOfWork } from '../../tenancy/unit-of-work.ts';
-import { QuotaExceededError } from '../errors.ts';
+import { QuotaExceededError } from '../app-errors.ts';
 
 export const QUOTA_SQLSTATE = 'EQ413';
 
-const SET_QUOTA = "SELECT set_config('enclave.tenant_quota_bytes', ?, true)";
-const USED = 'SELECT storage_used() AS used';
+const setQuota = (bytes: number): Statement => ({
+  text: "SELECT set_config('enclave.tenant_quota_bytes', $1, true)",
+  values: [String(bytes)],
+});
+const USED: Statement = { text: 'SELECT storage_used() AS used', values: [] };
 
 export interface StorageUsage {
   usedBytes: number;
@@ -49,7 +53,7 @@ export function withStorageQuota<T>(
 ): (uow: UnitOfWork) => Promise<T> {
   if (!(quotaBytes > 0)) return fn;
   return async (uow) => {
-    await uow.query(SET_QUOTA, [String(quotaBytes)]);
+    await uow.query(setQuota(quotaBytes));
     try {
       return await fn(uow);
     } catch (err) {

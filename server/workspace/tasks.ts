@@ -14,7 +14,7 @@
 import { LockMode } from '@mikro-orm/core';
 import type { UnitOfWork } from '../../tenancy/unit-of-work.ts';
 import { NoteSchema, TaskSchema } from '../../tenancy/workspace-entities.ts';
-import { NotFoundError, VersionConflictError } from '../errors.ts';
+import { NotFoundError, VersionConflictError } from '../app-errors.ts';
 import type { Actor } from './actor.ts';
 import { recordChange } from './audit.ts';
 import { NOTE_SORT_SPECS } from './notes.ts';
@@ -38,8 +38,9 @@ export async function listTasks(
 ): Promise<{ tasks: TaskView[]; nextCursor: string | null }> {
   const sort = TASK_SORT_SPECS[query.sort];
   const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor, sort);
-  const stmt = sql.listTasks({ sort, cursor, status: query.status, limit: query.limit + 1 });
-  const rows = await uow.query<sql.TaskRow>(stmt.text, stmt.values);
+  const rows = await uow.query<sql.TaskRow>(
+    sql.listTasks({ sort, cursor, status: query.status, limit: query.limit + 1 }),
+  );
   const shown = page(
     rows.map((r) => ({ ...r, id: Number(r.id), sortKey: r.sort_key })),
     query.limit,
@@ -118,8 +119,7 @@ async function lockedTask(uow: UnitOfWork, id: number, version: number | undefin
 }
 
 async function lockLinkedNote(uow: UnitOfWork, noteId: number): Promise<void> {
-  const stmt = sql.lockNoteForLink(noteId);
-  const rows = await uow.query(stmt.text, stmt.values);
+  const rows = await uow.query(sql.lockNoteForLink(noteId));
   if (rows.length === 0) {
     throw new NotFoundError(`There is no note ${noteId} in your workspace to link this task to.`);
   }

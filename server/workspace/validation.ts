@@ -5,7 +5,7 @@
 // Values are normalised here (trimmed titles, lower-case unique tags), so the
 // services only ever see clean input.
 import { z } from 'zod';
-import { NotFoundError, ValidationError } from '../errors.ts';
+import { NotFoundError, ValidationError } from '../app-errors.ts';
 
 export const LIMITS = {
   title: 500,

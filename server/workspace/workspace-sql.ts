@@ -1,27 +1,18 @@
 // Read statements of the workspace (lists, search, reference data) as small
-// pure functions: options in, `?`-placeholder SQL and values out, run with
-// uow.query inside the tenant's transaction. Table names are unqualified: the
+// pure functions: options in, a Statement (`$n` placeholders) out, run with
+// uow.query(statement) inside the tenant's transaction. Table names are unqualified: the
 // unit of work's search_path is the tenant schema, and its role can reach
 // nothing else. Every value is a parameter; every identifier is our constant.
 //
 // Why SQL here and not MikroORM: a list is read-only, and hydrating entities
-// was the largest per-request cost of GET /api/v1/notes (docs/BENCHMARKS.md,
-// "HTTP stack"), whose server is bound by its one event loop. Measured before
-// deciding, in-process, 50 of 200 notes per list, 1,000 lists after warm-up, 3
-// rounds (2 busy cores): the whole unit of work with em.find
-// (disableIdentityMap) costs 2.2-2.6 ms of Node CPU per list (3.3-3.6 ms with
-// the views), with uow.query and the views 1.0-1.4 ms; wall time 2.5-3.4 ms
-// against 2.3-3.1 ms. Node CPU is what limits throughput, so lists and search
-// use SQL. It also lets a list select only what it shows (an excerpt, not a
+// was the largest per-request cost of GET /api/v1/notes, whose server is bound
+// by its one event loop (the measurements: docs/BENCHMARKS.md, "HTTP stack").
+// SQL also lets a list select only what it shows (an excerpt, not a
 // 100,000-character body; never the `search` tsvector) and read sort keys to
 // the microsecond for cursors.
 // Writes stay with the entities (version column, change sets).
+import type { Statement } from '../../kernel/db.ts';
 import { after, type KeysetSort, keyText, orderBy } from './pagination.ts';
-
-export interface Statement {
-  text: string;
-  values: unknown[];
-}
 
 const ISO_MS = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
 const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', ${ISO_MS})`;
@@ -50,9 +41,9 @@ export function listNotes(options: {
   const values = [...where.params];
   let tagFilter = '';
   if (options.tag !== undefined) {
-    // @> (not = ANY) so that the GIN index on tags serves it.
-    tagFilter = ' AND tags @> ARRAY[?]::text[]';
     values.push(options.tag);
+    // @> (not = ANY) so that the GIN index on tags serves it.
+    tagFilter = ` AND tags @> ARRAY[$${values.length}]::text[]`;
   }
   values.push(options.limit);
   return {
@@ -62,7 +53,7 @@ export function listNotes(options: {
              FROM notes
             WHERE ${where.sql}${tagFilter}
             ORDER BY ${orderBy(options.sort, 'notes')}
-            LIMIT ?`,
+            LIMIT $${values.length}`,
     values,
   };
 }
@@ -89,8 +80,8 @@ export function listTasks(options: {
   const values = [...where.params];
   let statusFilter = '';
   if (options.status !== undefined) {
-    statusFilter = ' AND status = ?';
     values.push(options.status);
+    statusFilter = ` AND status = $${values.length}`;
   }
   values.push(options.limit);
   return {
@@ -100,7 +91,7 @@ export function listTasks(options: {
              FROM tasks
             WHERE ${where.sql}${statusFilter}
             ORDER BY ${orderBy(options.sort, 'tasks')}
-            LIMIT ?`,
+            LIMIT $${values.length}`,
     values,
   };
 }
@@ -136,10 +127,12 @@ export function searchNotes(options: {
   cursor?: { key: string | null; id: number };
   limit: number;
 }): Statement {
-  const where = after(options.sort, options.cursor);
+  // $1 is the query; the cursor's condition follows, then the limit and the headline's two values.
+  const where = after(options.sort, options.cursor, 2);
+  const n = 2 + where.params.length;
   const headline = `StartSel=${MARK_START}, StopSel=${MARK_END}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "`;
   return {
-    text: `WITH q AS (SELECT websearch_to_tsquery('simple', ?) AS query),
+    text: `WITH q AS (SELECT websearch_to_tsquery('simple', $1) AS query),
             ranked AS (
               SELECT n.id, n.title, n.tags, n.version, n.updated_at, n.body,
                      ((ts_filter(n.search, '{a}') @@ q.query)::int + ts_rank_cd(n.search, q.query, 32))::float8 AS rank
@@ -150,11 +143,11 @@ export function searchNotes(options: {
               SELECT * FROM ranked
                WHERE ${where.sql}
                ORDER BY ${orderBy(options.sort)}
-               LIMIT ?
+               LIMIT $${n}
             )
          SELECT hits.id, hits.title, hits.tags, hits.version, ${iso('hits.updated_at')} AS updated_at,
                 hits.rank, ${keyText(options.sort)} AS sort_key,
-                ts_headline('simple', translate(left(hits.body, ${SNIPPET_SOURCE_CHARS}), ?, ''), q.query, ?) AS snippet
+                ts_headline('simple', translate(left(hits.body, ${SNIPPET_SOURCE_CHARS}), $${n + 1}, ''), q.query, $${n + 2}) AS snippet
            FROM hits, q
           ORDER BY ${orderBy(options.sort)}`,
     values: [options.q, ...where.params, options.limit, MARK_START + MARK_END, headline],
@@ -167,19 +160,19 @@ export function searchNotes(options: {
  */
 export const unlinkTasksOfNote = (noteId: number): Statement => ({
   text: `UPDATE tasks SET note_id = NULL, version = version + 1, updated_at = now()
-          WHERE note_id = ? RETURNING id, version`,
+          WHERE note_id = $1 RETURNING id, version`,
   values: [noteId],
 });
 
 /** Stores the HTML of a note that has none yet (written before migration 0003), if it is still that version. */
 export const storeMissingHtml = (noteId: number, version: number, html: string): Statement => ({
-  text: 'UPDATE notes SET html = ? WHERE id = ? AND version = ? AND html IS NULL',
+  text: 'UPDATE notes SET html = $1 WHERE id = $2 AND version = $3 AND html IS NULL',
   values: [html, noteId, version],
 });
 
 /** Locks the note against deletion until the transaction ends (a task is being linked to it). */
 export const lockNoteForLink = (noteId: number): Statement => ({
-  text: 'SELECT id FROM notes WHERE id = ? FOR KEY SHARE',
+  text: 'SELECT id FROM notes WHERE id = $1 FOR KEY SHARE',
   values: [noteId],
 });
 

@@ -17,6 +17,8 @@ import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import tar from 'tar-stream';
+import { exportBundle } from '../../audit/export.ts';
+import type { Signer } from '../../audit/signing.ts';
 import {
   CHECKPOINTS_FILE,
   canonicalBytes,
@@ -24,10 +26,9 @@ import {
   MANIFEST_FILE,
   type Manifest,
   type SignedCheckpoint,
-} from '../../audit/bundle-format.ts';
-import { exportBundle } from '../../audit/export.ts';
-import { publicKeyPem, type Signer } from '../../audit/signing.ts';
-import { verifyBundle } from '../../audit/verify.ts';
+} from '../../audit/verifier/bundle-format.ts';
+import { publicKeyPem } from '../../audit/verifier/keys.ts';
+import { verifyBundle } from '../../audit/verifier/verify.ts';
 import type { Pool } from '../../kernel/db.ts';
 import { event, insertEvent, sealAll, tempSigner } from './chain-helpers.ts';
 

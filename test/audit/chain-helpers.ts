@@ -149,3 +149,22 @@ export async function assertChainValid(pool: Pool, chain: string): Promise<Array
   assert.ok(verify(null, cp.checkpoint, key, cp.signature), `${chain}: checkpoint signature does not verify`);
   return entries;
 }
+
+/**
+ * Runs `enclave audit seal --json` until the inbox is empty (other test files'
+ * open transactions can delay a seal); returns how many entries were sealed.
+ */
+export async function sealUntilDrainedByCli(
+  enclave: (args: string[]) => { code: number | null; stdout: string; stderr: string },
+  pool: Pool,
+): Promise<number> {
+  let sealed = 0;
+  for (let i = 0; i < 50; i++) {
+    const r = enclave(['audit', 'seal', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    sealed += JSON.parse(r.stdout).sealed;
+    const { rows } = await pool.query('SELECT count(*)::int AS n FROM control.audit_inbox');
+    if (rows[0].n === 0) return sealed;
+  }
+  throw new Error('the inbox did not drain');
+}

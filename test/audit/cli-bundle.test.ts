@@ -1,46 +1,27 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { enclaveWith, oneLine } from '../helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { EditableBundle } from './bundle-fixture.ts';
-import { event, insertEvent } from './chain-helpers.ts';
+import { event, insertEvent, sealUntilDrainedByCli } from './chain-helpers.ts';
 
 let db: TestDatabase;
 let dir: string;
 const TENANT = 'cccccccccc01';
 
-/** The CLI with the test database (or, with `offline`, with a database URL nobody answers on). */
-function enclave(args: string[], offline = false) {
-  const result = spawnSync(process.execPath, ['bin/enclave.ts', ...args], {
-    env: {
-      ...process.env,
-      DATABASE_URL: offline ? 'postgres://nobody@127.0.0.1:1/none' : db.url,
-      DATA_DIR: path.join(dir, 'data'),
-      AUDIT_SIGNING_KEY_FILE: '',
-    },
-    encoding: 'utf8',
-    input: '',
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+/** The CLI with the test database. */
+const enclave = enclaveWith(() => ({
+  DATABASE_URL: db.url,
+  DATA_DIR: path.join(dir, 'data'),
+  AUDIT_SIGNING_KEY_FILE: '',
+}));
+/** With a database URL nobody answers on. */
+const OFFLINE = { env: { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' } };
 
-function oneLine(text: string): string {
-  const lines = text.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `expected one line, got:\n${text}`);
-  return lines[0] as string;
-}
-
-async function sealUntilDrained(): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    assert.equal(enclave(['audit', 'seal']).code, 0);
-    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM control.audit_inbox');
-    if (rows[0].n === 0) return;
-  }
-  throw new Error('the inbox did not drain');
-}
+const sealUntilDrained = () => sealUntilDrainedByCli(enclave, db.pool);
 
 describe('enclave audit export / verify', () => {
   const file = (name: string) => path.join(dir, name);
@@ -83,7 +64,7 @@ describe('enclave audit export / verify', () => {
   });
 
   test('audit verify needs no database: OK with counts, exit 0', () => {
-    const r = enclave(['audit', 'verify', file('all.tar.gz'), '--key', file('pinned.pem')], true);
+    const r = enclave(['audit', 'verify', file('all.tar.gz'), '--key', file('pinned.pem')], OFFLINE);
     assert.equal(r.code, 0, r.stderr);
     assert.match(oneLine(r.stdout), /^OK: \d+ entries in 3 chains, checkpoints verified$/);
   });
@@ -96,7 +77,7 @@ describe('enclave audit export / verify', () => {
     bundle.lines = lines;
     bundle.fixManifest();
     writeFileSync(file('tampered.tar.gz'), await bundle.toBuffer());
-    const r = enclave(['audit', 'verify', file('tampered.tar.gz'), '--key', file('pinned.pem')], true);
+    const r = enclave(['audit', 'verify', file('tampered.tar.gz'), '--key', file('pinned.pem')], OFFLINE);
     assert.equal(r.code, 1);
     assert.match(
       oneLine(r.stdout),
@@ -114,7 +95,7 @@ describe('enclave audit export / verify', () => {
 
     const first = enclave(
       ['audit', 'verify', older, '--key', file('pinned.pem'), '--save-checkpoints', file('kept.jsonl')],
-      true,
+      OFFLINE,
     );
     assert.equal(first.code, 0, first.stdout);
     const next = enclave(
@@ -129,12 +110,12 @@ describe('enclave audit export / verify', () => {
         '--save-checkpoints',
         file('kept2.jsonl'),
       ],
-      true,
+      OFFLINE,
     );
     assert.equal(next.code, 0, next.stdout);
     const replayed = enclave(
       ['audit', 'verify', older, '--key', file('pinned.pem'), '--prev', file('kept2.jsonl')],
-      true,
+      OFFLINE,
     );
     assert.equal(replayed.code, 1);
     assert.match(oneLine(replayed.stdout), new RegExp(`^FAIL: chain t_${TENANT} seq \\d+: truncated: `));
@@ -142,7 +123,8 @@ describe('enclave audit export / verify', () => {
     const single = JSON.stringify(JSON.parse(readFileSync(file('kept2.jsonl'), 'utf8').trim()), null, 2);
     writeFileSync(file('one.json'), single);
     assert.equal(
-      enclave(['audit', 'verify', newer, '--key', file('pinned.pem'), '--prev', file('one.json')], true).code,
+      enclave(['audit', 'verify', newer, '--key', file('pinned.pem'), '--prev', file('one.json')], OFFLINE)
+        .code,
       0,
     );
   });
@@ -158,7 +140,7 @@ describe('enclave audit export / verify', () => {
       ['audit', 'export', '--from', 'yesterday', '--out', file('x.tar.gz')],
       ['audit', 'export', '--tenant', 'zzzzzzzzzz99', '--out', file('x.tar.gz')],
     ]) {
-      const r = enclave(args, args[1] === 'verify');
+      const r = enclave(args, args[1] === 'verify' ? OFFLINE : {});
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(oneLine(r.stderr), /^enclave: /);
     }

@@ -1,37 +1,19 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createPublicKey, verify } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { enclaveWith } from '../helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { assertChainValid, event, insertEvent } from './chain-helpers.ts';
+import { assertChainValid, event, insertEvent, sealUntilDrainedByCli } from './chain-helpers.ts';
 
 let db: TestDatabase;
 let dataDir: string;
 
-function enclave(args: string[]) {
-  const result = spawnSync(process.execPath, ['bin/enclave.ts', ...args], {
-    env: { ...process.env, DATABASE_URL: db.url, DATA_DIR: dataDir, AUDIT_SIGNING_KEY_FILE: '' },
-    encoding: 'utf8',
-    input: '',
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const enclave = enclaveWith(() => ({ DATABASE_URL: db.url, DATA_DIR: dataDir, AUDIT_SIGNING_KEY_FILE: '' }));
 
-/** Seals until the inbox is empty (other test files' open transactions can delay a seal). */
-async function sealUntilDrained(): Promise<number> {
-  let sealed = 0;
-  for (let i = 0; i < 50; i++) {
-    const r = enclave(['audit', 'seal', '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    sealed += JSON.parse(r.stdout).sealed;
-    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM control.audit_inbox');
-    if (rows[0].n === 0) return sealed;
-  }
-  throw new Error('the inbox did not drain');
-}
+const sealUntilDrained = () => sealUntilDrainedByCli(enclave, db.pool);
 
 describe('enclave audit (seal, keys, retention)', () => {
   before(async () => {

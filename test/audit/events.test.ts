@@ -6,13 +6,11 @@
 // into the chains unchanged. An event whose transaction rolls back never
 // appears anywhere.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { generate } from 'otplib';
 import request from 'supertest';
 import { openSigner, type Signer } from '../../audit/signing.ts';
 import { createPrivilegedUser } from '../../server/accounts/accounts.ts';
@@ -22,6 +20,8 @@ import { createOrm } from '../../tenancy/orm.ts';
 import { provisionTenant } from '../../tenancy/provision.ts';
 import { loadTenantMigrations } from '../../tenancy/templates.ts';
 import { TenantContext } from '../../tenancy/unit-of-work.ts';
+import { enclave } from '../helpers/cli.ts';
+import { submit } from '../helpers/http.ts';
 import { migrationsDirWith } from '../helpers/migrations.ts';
 import {
   GOOD_PASSWORD,
@@ -32,6 +32,7 @@ import {
   type TestServer,
   uniqueEmail,
 } from '../helpers/server.ts';
+import { steadyStep, totp } from '../helpers/totp.ts';
 import { sealAll } from './chain-helpers.ts';
 
 interface InboxRow {
@@ -54,16 +55,6 @@ interface InboxRow {
 const secrets: string[] = [GOOD_PASSWORD];
 const WRONG_PASSWORD = 'not-my-password-771';
 secrets.push(WRONG_PASSWORD);
-
-function totp(secret: string, offset = 0): Promise<string> {
-  return generate({ secret, epoch: Math.floor(Date.now() / 1000) + offset * 30 });
-}
-
-/** Waits for a fresh 30 s step if the current one ends too soon for a test to finish inside it. */
-async function steadyStep(needSeconds: number): Promise<void> {
-  const left = 30 - (Math.floor(Date.now() / 1000) % 30);
-  if (left < needSeconds) await new Promise((resolve) => setTimeout(resolve, left * 1000 + 250));
-}
 
 describe('audit events', () => {
   let t: TestServer;
@@ -130,13 +121,8 @@ describe('audit events', () => {
       .expect(401);
     // The page takes the same path (a browser: the form's token first).
     const browser = request.agent(t.url);
-    const form = await browser.get('/login').expect(200);
-    const csrf = /name="_csrf" value="([^"]+)"/.exec(form.text)?.[1] as string;
-    await browser
-      .post('/login')
-      .type('form')
-      .send({ _csrf: csrf, email: stranger, password: WRONG_PASSWORD })
-      .expect(401);
+    const byForm = await submit(browser, '/login', '/login', { email: stranger, password: WRONG_PASSWORD });
+    assert.equal(byForm.status, 401);
     rows = await since(m);
     const failed = rows.filter((r) => r.action === 'auth.login' && r.outcome === 'failure');
     assert.equal(failed.length, 3);
@@ -392,16 +378,12 @@ describe('audit events', () => {
 
     m = await mark();
     const cli = (args: string[]) =>
-      spawnSync(process.execPath, ['bin/enclave.ts', ...args], {
-        env: { ...process.env, DATABASE_URL: t.db.url, TENANT_MIGRATIONS_DIR: dir },
-        encoding: 'utf8',
-        input: '',
-      });
+      enclave(args, { env: { DATABASE_URL: t.db.url, TENANT_MIGRATIONS_DIR: dir } });
     const made = cli(['tenants', 'create', '--name', 'Made by ops', '--json']);
-    assert.equal(made.status, 0, made.stderr);
+    assert.equal(made.code, 0, made.stderr);
     const cliTenant = JSON.parse(made.stdout).id as string;
     const dropped = cli(['tenants', 'drop', id, '--yes', '--json']);
-    assert.equal(dropped.status, 0, dropped.stderr);
+    assert.equal(dropped.code, 0, dropped.stderr);
     rows = await since(m);
     const provision = one(rows, 'tenant.provision');
     assert.equal(provision.tenant_id, cliTenant);
@@ -417,7 +399,10 @@ describe('audit events', () => {
       const tenants = new TenantContext(orm, pool, { cacheMs: 0 });
       await assert.rejects(
         tenants.run(owner.user.tenantId as string, async (uow) => {
-          await uow.query('INSERT INTO notes (title, body) VALUES (?, ?)', ['doomed', '']);
+          await uow.query({
+            text: 'INSERT INTO notes (title, body) VALUES ($1, $2)',
+            values: ['doomed', ''],
+          });
           uow.audit({
             actor: { type: 'user', id: owner.user.id },
             action: 'note.doomed',

@@ -8,7 +8,7 @@ import type { Signer } from '../../audit/signing.ts';
 import { JOBS_SCHEMA, startJobRunner } from '../../jobs/runner.ts';
 import { SEAL_QUEUE, sealAudit } from '../../jobs/seal-audit.ts';
 import { loadConfig } from '../../kernel/config.ts';
-import { StartupError, startServer } from '../../server/lifecycle.ts';
+import { StartupError, startServer } from '../../server/start.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { captureLog } from '../helpers/log.ts';
 import { assertChainValid, event, insertEvent, readChain, tempSigner } from './chain-helpers.ts';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { canonicalBytes, NonCanonicalValueError, numbersAsStrings } from '../../audit/canonical.ts';
 import { seal } from '../../audit/sealer.ts';
 import type { Signer } from '../../audit/signing.ts';
+import { canonicalBytes, NonCanonicalValueError, numbersAsStrings } from '../../audit/verifier/canonical.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { assertChainValid, event, insertEvent, readChain, sealAll, tempSigner } from './chain-helpers.ts';
 

@@ -6,17 +6,15 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { seal } from '../../audit/sealer.ts';
 import {
-  keyIdOf,
   openSigner,
-  publicKeyPem,
   publicKeys,
   publishSigningKey,
   rotateSigningKey,
   type Signer,
   SigningKeyError,
   SigningKeyNotCurrentError,
-  verifySignature,
 } from '../../audit/signing.ts';
+import { keyIdOf, publicKeyPem, verifySignature } from '../../audit/verifier/keys.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { assertChainValid, event, insertEvent, sealAll } from './chain-helpers.ts';
 

@@ -1,26 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { setLegalHold } from '../../tenancy/lifecycle.ts';
 import { latestVersion, loadTenantMigrations } from '../../tenancy/templates.ts';
+import { enclaveWith, oneLine } from '../helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 let db: TestDatabase;
 
-function enclave(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, ['bin/enclave.ts', ...args], {
-    env: { ...process.env, DATABASE_URL: db.url, ...env },
-    encoding: 'utf8',
-    input: '',
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function oneLine(stderr: string): string {
-  const lines = stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${stderr}`);
-  return lines[0] as string;
-}
+const enclave = enclaveWith(() => ({ DATABASE_URL: db.url }));
 
 describe('enclave CLI', () => {
   before(async () => {
@@ -110,12 +97,12 @@ describe('enclave CLI', () => {
   }
 
   test('a bad setting gets one line naming it, exit code 78, and never echoes a password', () => {
-    const r = enclave(['tenants', 'list'], { DATABASE_URL: 'mysql://admin:hunter2@db/x' });
+    const r = enclave(['tenants', 'list'], { env: { DATABASE_URL: 'mysql://admin:hunter2@db/x' } });
     assert.equal(r.code, 78);
     const line = oneLine(r.stderr);
     assert.match(line, /DATABASE_URL/);
     assert.doesNotMatch(line, /hunter2/);
-    const port = enclave(['tenants', 'list'], { MIGRATION_CONCURRENCY: '1000' });
+    const port = enclave(['tenants', 'list'], { env: { MIGRATION_CONCURRENCY: '1000' } });
     assert.equal(port.code, 78);
     assert.match(oneLine(port.stderr), /MIGRATION_CONCURRENCY: must be a whole number from 1 to 64/);
   });

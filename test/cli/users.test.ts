@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { enclaveWith } from '../helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 let db: TestDatabase;
 
-function enclave(args: string[], input: string) {
-  const r = spawnSync(process.execPath, ['bin/enclave.ts', ...args], {
-    env: { ...process.env, DATABASE_URL: db.url },
-    encoding: 'utf8',
-    input,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const enclave = enclaveWith(() => ({ DATABASE_URL: db.url }));
 
 describe('enclave users', () => {
   before(async () => {
@@ -23,10 +16,9 @@ describe('enclave users', () => {
   });
 
   test('create-admin reads the password from stdin, never from an argument, and stores only a hash', async () => {
-    const r = enclave(
-      ['users', 'create-admin', '--email', 'Ops@Example.com', '--name', 'Ops', '--json'],
-      'cobalt-ferry-lantern-31\n',
-    );
+    const r = enclave(['users', 'create-admin', '--email', 'Ops@Example.com', '--name', 'Ops', '--json'], {
+      input: 'cobalt-ferry-lantern-31\n',
+    });
     assert.equal(r.code, 0, r.stderr);
     const user = JSON.parse(r.stdout);
     assert.equal(user.role, 'admin');
@@ -42,15 +34,14 @@ describe('enclave users', () => {
   });
 
   test('a weak password, a bad email or a taken email get one line and nothing is created', async () => {
-    const weak = enclave(['users', 'create-admin', '--email', 'weak@example.com'], 'short\n');
+    const weak = enclave(['users', 'create-admin', '--email', 'weak@example.com'], { input: 'short\n' });
     assert.equal(weak.code, 2);
     assert.match(weak.stderr.trim(), /^enclave: the password must be at least 12 characters$/);
-    const bad = enclave(['users', 'create-admin', '--email', 'nope'], 'cobalt-ferry-lantern-31\n');
+    const bad = enclave(['users', 'create-admin', '--email', 'nope'], { input: 'cobalt-ferry-lantern-31\n' });
     assert.equal(bad.code, 2);
-    const taken = enclave(
-      ['users', 'create-admin', '--email', 'ops@example.com'],
-      'cobalt-ferry-lantern-31\n',
-    );
+    const taken = enclave(['users', 'create-admin', '--email', 'ops@example.com'], {
+      input: 'cobalt-ferry-lantern-31\n',
+    });
     assert.equal(taken.code, 1);
     assert.match(taken.stderr, /already exists/);
     const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM control.users');
@@ -59,13 +50,12 @@ describe('enclave users', () => {
 
   test('an auditor can be made to require MFA, and it can be lifted', async () => {
     assert.equal(
-      enclave(
-        ['users', 'create-admin', '--email', 'audit@example.com', '--role', 'auditor'],
-        'cobalt-ferry-lantern-31\n',
-      ).code,
+      enclave(['users', 'create-admin', '--email', 'audit@example.com', '--role', 'auditor'], {
+        input: 'cobalt-ferry-lantern-31\n',
+      }).code,
       0,
     );
-    assert.equal(enclave(['users', 'require-mfa', 'audit@example.com'], '').code, 0);
+    assert.equal(enclave(['users', 'require-mfa', 'audit@example.com']).code, 0);
     const q = async () =>
       (
         await db.pool.query(
@@ -73,8 +63,8 @@ describe('enclave users', () => {
         )
       ).rows[0].mfa_required;
     assert.equal(await q(), true);
-    assert.equal(enclave(['users', 'require-mfa', 'audit@example.com', '--off'], '').code, 0);
+    assert.equal(enclave(['users', 'require-mfa', 'audit@example.com', '--off']).code, 0);
     assert.equal(await q(), false);
-    assert.equal(enclave(['users', 'require-mfa', 'nobody@example.com'], '').code, 2);
+    assert.equal(enclave(['users', 'require-mfa', 'nobody@example.com']).code, 2);
   });
 });

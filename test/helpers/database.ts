@@ -1,17 +1,37 @@
-// Each test file gets its own database on the real PostgreSQL, with the
-// control plane applied. Tenant roles are cluster-wide, so drop() removes the
-// roles of the database's tenants before the database itself.
+// A scratch database on the real PostgreSQL, for a test file or a benchmark
+// run, with the control plane applied. Tenant roles are cluster-wide, so drop()
+// removes the roles of the database's tenants (and any the caller noted in
+// `roles`) before the database itself, also after a setup that failed early.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createPool, type Pool } from '../../kernel/db.ts';
 import { ident } from '../../kernel/identifiers.ts';
 import { migrateControlPlane } from '../../tenancy/control-plane.ts';
 
-export interface TestDatabase {
+export interface ScratchDatabase {
   name: string;
   url: string;
   pool: Pool;
+  /** Tenant roles made beyond those in control.tenants (dropped at the end too). */
+  roles: Set<string>;
   drop(): Promise<void>;
+}
+
+/** A test file's database. */
+export type TestDatabase = ScratchDatabase;
+
+export interface ScratchOptions {
+  /** A superuser URL of the cluster (default: TEST_DATABASE_URL). */
+  adminUrl?: string;
+  poolSize?: number;
+  /** Apply the control plane (default: yes). */
+  migrate?: boolean;
+  /** The database name starts with it (default: enclave_test). */
+  prefix?: string;
+  /** The pool's application_name (default: the kernel's). */
+  applicationName?: string;
+  /** Told what drop() removed. */
+  log?: (line: string) => void;
 }
 
 export function adminUrl(): string {
@@ -23,12 +43,12 @@ export function adminUrl(): string {
   return url;
 }
 
-async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl() });
+export async function withAdmin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
   try {
     await client.connect();
   } catch (err) {
-    throw new Error(`PostgreSQL is not reachable for tests at TEST_DATABASE_URL: ${(err as Error).message}`);
+    throw new Error(`PostgreSQL is not reachable at the admin URL: ${(err as Error).message}`);
   }
   try {
     return await fn(client);
@@ -37,28 +57,62 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-export async function createTestDatabase(poolSize = 4): Promise<TestDatabase> {
-  const name = `enclave_test_${randomBytes(5).toString('hex')}`;
-  await admin((c) => c.query(`CREATE DATABASE ${ident(name)}`));
-  const url = new URL(adminUrl());
+export async function createScratchDatabase(options: ScratchOptions = {}): Promise<ScratchDatabase> {
+  const admin = options.adminUrl ?? adminUrl();
+  const name = `${options.prefix ?? 'enclave_test'}_${randomBytes(5).toString('hex')}`;
+  await withAdmin(admin, (c) => c.query(`CREATE DATABASE ${ident(name)}`));
+  const url = new URL(admin);
   url.pathname = `/${name}`;
-  const pool = createPool(url.toString(), poolSize);
-  await migrateControlPlane(pool);
-  return {
-    name,
-    url: url.toString(),
-    pool,
-    drop: async () => {
+  const pool = createPool(url.toString(), options.poolSize ?? 4, options.applicationName);
+  const roles = new Set<string>();
+  const drop = async () => {
+    try {
       const { rows } = await pool.query<{ role_name: string }>('SELECT role_name FROM control.tenants');
-      for (const { role_name } of rows) {
-        const exists = await pool.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role_name]);
-        if (exists.rowCount) {
-          await pool.query(`DROP OWNED BY ${ident(role_name)} CASCADE`);
-          await pool.query(`DROP ROLE ${ident(role_name)}`);
-        }
-      }
-      await pool.end();
-      await admin((c) => c.query(`DROP DATABASE ${ident(name)} WITH (FORCE)`));
-    },
+      for (const r of rows) roles.add(r.role_name);
+    } catch {} // no control plane if setup failed early
+    const existing = (
+      await pool.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname = ANY($1)', [
+        [...roles],
+      ])
+    ).rows.map((r) => r.rolname);
+    // Batches keep the number of locks per transaction small.
+    for (let i = 0; i < existing.length; i += 50) {
+      const batch = existing
+        .slice(i, i + 50)
+        .map(ident)
+        .join(', ');
+      await pool.query(`DROP OWNED BY ${batch} CASCADE`);
+      await pool.query(`DROP ROLE ${batch}`);
+    }
+    await pool.end();
+    await withAdmin(admin, (c) => c.query(`DROP DATABASE ${ident(name)} WITH (FORCE)`));
+    options.log?.(`dropped database ${name} and ${existing.length} tenant role(s)`);
   };
+  if (options.migrate ?? true) {
+    try {
+      await migrateControlPlane(pool);
+    } catch (err) {
+      await drop().catch(() => {});
+      throw err;
+    }
+  }
+  return { name, url: url.toString(), pool, roles, drop };
+}
+
+/** A test file's own database (TEST_DATABASE_URL's cluster), control plane applied. */
+export function createTestDatabase(poolSize = 4): Promise<TestDatabase> {
+  return createScratchDatabase({ poolSize });
+}
+
+/** A benchmark run's database (`enclave_bench_…`, application name enclave-bench). */
+export function createBenchDatabase(
+  adminUrl: string,
+  options: Omit<ScratchOptions, 'adminUrl' | 'prefix' | 'applicationName'>,
+): Promise<ScratchDatabase> {
+  return createScratchDatabase({
+    ...options,
+    adminUrl,
+    prefix: 'enclave_bench',
+    applicationName: 'enclave-bench',
+  });
 }

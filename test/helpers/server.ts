@@ -8,7 +8,8 @@ import { createClient } from 'redis';
 import request from 'supertest';
 import { loadConfig } from '../../kernel/config.ts';
 import type { AbuseOverrides } from '../../server/abuse/options.ts';
-import { type RunningServer, startServer } from '../../server/lifecycle.ts';
+import { createPrivilegedUser } from '../../server/accounts/accounts.ts';
+import { type RunningServer, startServer } from '../../server/start.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { type CapturedLog, captureLog } from './log.ts';
 
@@ -42,7 +43,7 @@ export interface TestServer {
  * Every test talks from 127.0.0.1 and test files share one Redis: each server
  * gets its own key prefix, and per-IP limits high enough for a suite that signs
  * up many accounts. The per-account lockout keeps its production numbers.
- * test/server/abuse.test.ts passes small limits to see them work.
+ * test/server/abuse/abuse.test.ts passes small limits to see them work.
  */
 export function relaxedAbuseLimits(overrides: AbuseOverrides = {}): AbuseOverrides {
   const plenty = { limit: 10_000, windowMs: 60_000 };
@@ -137,4 +138,11 @@ export async function signIn(
     .send({ email, password, ...extra })
     .expect(200);
   return { agent, csrf: res.body.csrfToken, email, password, user: res.body.user };
+}
+
+/** Makes an admin or auditor account (as `enclave users create-admin` does) and signs it in. */
+export async function signInPrivileged(t: TestServer, role: 'admin' | 'auditor'): Promise<SignedIn> {
+  const email = uniqueEmail(role);
+  await createPrivilegedUser(t.db.pool, { email, password: GOOD_PASSWORD, displayName: role, role });
+  return signIn(t.url, email, GOOD_PASSWORD);
 }

@@ -102,7 +102,7 @@ describe('migrateFleet over 200 tenants', () => {
     try {
       const ctx = new TenantContext(orm, pool, { cacheMs: 0 });
       const titles = await ctx.run(broken.id, async (uow) => {
-        await uow.query('INSERT INTO notes (title) VALUES (?)', ['still here']);
+        await uow.query({ text: 'INSERT INTO notes (title) VALUES ($1)', values: ['still here'] });
         return uow.query<{ title: string }>('SELECT title FROM notes');
       });
       assert.deepEqual(titles, [{ title: 'still here' }]);

@@ -19,7 +19,7 @@ if (!usageMigration) throw new Error('no storage_usage migration');
 const beforeUsage = migrations.filter((m) => m.version < usageMigration.version);
 
 const setQuota = (uow: UnitOfWork, bytes: number) =>
-  uow.query("SELECT set_config('enclave.tenant_quota_bytes', ?, true)", [String(bytes)]);
+  uow.query({ text: "SELECT set_config('enclave.tenant_quota_bytes', $1, true)", values: [String(bytes)] });
 
 describe('storage usage (tenant migration 0004)', () => {
   let db: TestDatabase;
@@ -57,17 +57,15 @@ describe('storage usage (tenant migration 0004)', () => {
   test('the migration counts what a workspace already holds', async () => {
     const older = await provisionTenant(db.pool, { displayName: 'Older' }, beforeUsage);
     await ctx.run(older.id, async (uow) => {
-      await uow.query('INSERT INTO notes (title, body, tags) VALUES (?, ?, ?::text[])', [
-        'Grüße',
-        'é'.repeat(300),
-        '{a,bc}',
-      ]);
-      await uow.query('INSERT INTO notes (title, body, html) VALUES (?, ?, ?)', [
-        'with html',
-        'x',
-        '<p>x</p>\n',
-      ]);
-      await uow.query('INSERT INTO tasks (title) VALUES (?), (?)', ['one', '二つ']);
+      await uow.query({
+        text: 'INSERT INTO notes (title, body, tags) VALUES ($1, $2, $3::text[])',
+        values: ['Grüße', 'é'.repeat(300), '{a,bc}'],
+      });
+      await uow.query({
+        text: 'INSERT INTO notes (title, body, html) VALUES ($1, $2, $3)',
+        values: ['with html', 'x', '<p>x</p>\n'],
+      });
+      await uow.query({ text: 'INSERT INTO tasks (title) VALUES ($1), ($2)', values: ['one', '二つ'] });
     });
     const summary = await migrateFleet(db.pool, migrations, { concurrency: 1, tenantIds: [older.id] });
     assert.equal(summary.failed, 0);
@@ -119,7 +117,10 @@ describe('storage usage (tenant migration 0004)', () => {
     const err = await ctx
       .run(tenant.id, async (uow) => {
         await setQuota(uow, used + 500);
-        await uow.query('INSERT INTO notes (title, body) VALUES (?, ?)', ['big', 'y'.repeat(1000)]);
+        await uow.query({
+          text: 'INSERT INTO notes (title, body) VALUES ($1, $2)',
+          values: ['big', 'y'.repeat(1000)],
+        });
       })
       .then(
         () => assert.fail('the write should have been refused'),
@@ -135,7 +136,10 @@ describe('storage usage (tenant migration 0004)', () => {
     // Exactly up to the quota fits.
     await ctx.run(tenant.id, async (uow) => {
       await setQuota(uow, used + 500);
-      await uow.query('INSERT INTO notes (title, body) VALUES (?, ?)', ['fits', 'z'.repeat(500 - 100 - 4)]);
+      await uow.query({
+        text: 'INSERT INTO notes (title, body) VALUES ($1, $2)',
+        values: ['fits', 'z'.repeat(500 - 100 - 4)],
+      });
     });
     assert.equal(await stored(tenant), used + 500);
   });
@@ -164,7 +168,10 @@ describe('storage usage (tenant migration 0004)', () => {
       Array.from({ length: 6 }, (_, i) =>
         ctx.run(tenant.id, async (uow) => {
           await setQuota(uow, quota);
-          await uow.query('INSERT INTO notes (title, body) VALUES (?, ?)', [`racer ${i}`, 'r'.repeat(900)]);
+          await uow.query({
+            text: 'INSERT INTO notes (title, body) VALUES ($1, $2)',
+            values: [`racer ${i}`, 'r'.repeat(900)],
+          });
         }),
       ),
     );

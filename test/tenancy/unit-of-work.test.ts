@@ -96,6 +96,23 @@ describe('TenantContext.run (unit of work)', () => {
     );
   });
 
+  test('query takes a statement with $n placeholders, in any order and repeated, and the isolation asked for', async () => {
+    const [row] = await ctx.run(
+      a.id,
+      (uow) =>
+        uow.query<{ x: string; y: string; level: string }>({
+          text: "SELECT $2::text || $1::text AS x, $1::text AS y, current_setting('transaction_isolation') AS level",
+          values: ['a', 'b'],
+        }),
+      { isolation: 'repeatable read' },
+    );
+    assert.deepEqual(row, { x: 'ba', y: 'a', level: 'repeatable read' });
+    await assert.rejects(
+      ctx.run(a.id, (uow) => uow.query({ text: 'SELECT $2::text', values: ['only one'] })),
+      RangeError,
+    );
+  });
+
   test('a unit of work that throws rolls back everything it did', async () => {
     await assert.rejects(
       ctx.run(a.id, async (uow) => {
@@ -148,34 +165,74 @@ describe('TenantContext.run (unit of work)', () => {
 
   test('hundreds of interleaved units of work on a pool of 2 each see only their own tenant, also after one threw', async () => {
     const tenants = [a, b, ...others];
-    const seen = await Promise.all(
-      Array.from({ length: 400 }, async (_, i) => {
+    const N = 400;
+    const failsByDesign = (i: number) => i % 7 === 3;
+    // Each other tenant gets a different number of notes, so a unit of work
+    // that reads another tenant's table gives a different count.
+    for (const [k, t] of others.entries()) {
+      await ctx.run(t.id, (uow) =>
+        uow.query(`INSERT INTO notes (title) SELECT 'n' || g FROM generate_series(1, ${k + 2}) AS g`),
+      );
+    }
+    // What each tenant holds, read independently (as the owner of the cluster, by qualified name).
+    const notesOf = new Map<string, number>();
+    for (const t of tenants) {
+      const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM ${t.schema_name}.notes`);
+      notesOf.set(t.id, rows[0].n);
+    }
+    assert.ok(
+      new Set(notesOf.values()).size >= tenants.length - 1,
+      `tenants tell apart by notes: ${[...notesOf.values()]}`,
+    );
+
+    const settled = await Promise.allSettled(
+      Array.from({ length: N }, (_, i) => {
         const t = tenants[i % tenants.length] as TenantRow;
-        const fail = i % 7 === 3;
-        try {
-          return await ctx.run(t.id, async (uow) => {
-            const [row] = await uow.query<{ role: string; path: string }>(
-              "SELECT current_user AS role, current_setting('search_path') AS path",
-            );
-            await uow.query('SELECT count(*) FROM notes'); // unqualified: resolved through search_path
-            if (fail) throw new Error('boom');
-            return { expected: t.schema_name, role: row?.role, path: row?.path };
-          });
-        } catch (err) {
-          if (fail && (err as Error).message === 'boom') return null;
-          throw err;
-        }
+        return ctx.run(t.id, async (uow) => {
+          const [row] = await uow.query<{ role: string; path: string }>(
+            "SELECT current_user AS role, current_setting('search_path') AS path",
+          );
+          // Unqualified: resolved through search_path.
+          const [count] = await uow.query<{ n: number }>('SELECT count(*)::int AS n FROM notes');
+          if (failsByDesign(i)) throw new Error(`boom ${i}`);
+          return { role: row?.role, path: row?.path, notes: count?.n };
+        });
       }),
     );
-    const results = seen.filter((s) => s !== null);
-    assert.equal(results.length, 400 - seen.filter((s) => s === null).length);
-    assert.ok(
-      seen.some((s) => s === null),
-      'some units of work threw',
-    );
-    for (const r of results) {
-      assert.equal(r.role, r.expected);
-      assert.equal(r.path, `"${r.expected}"`);
+
+    // Exactly the units of work made to throw did, with their own error; all the others returned.
+    let threw = 0;
+    const returnedPerTenant = new Map<string, number>();
+    for (const [i, outcome] of settled.entries()) {
+      const t = tenants[i % tenants.length] as TenantRow;
+      if (failsByDesign(i)) {
+        assert.equal(outcome.status, 'rejected', `unit of work ${i} was made to throw`);
+        assert.equal((outcome as PromiseRejectedResult).reason?.message, `boom ${i}`);
+        threw += 1;
+        continue;
+      }
+      assert.equal(
+        outcome.status,
+        'fulfilled',
+        `unit of work ${i}: ${(outcome as PromiseRejectedResult).reason}`,
+      );
+      const seen = (outcome as PromiseFulfilledResult<{ role?: string; path?: string; notes?: number }>)
+        .value;
+      assert.deepEqual(
+        seen,
+        { role: t.role_name, path: `"${t.schema_name}"`, notes: notesOf.get(t.id) },
+        `unit of work ${i} (tenant ${t.id})`,
+      );
+      returnedPerTenant.set(t.id, (returnedPerTenant.get(t.id) ?? 0) + 1);
+    }
+    // i % 7 === 3 holds for i = 3, 10, ..., 395: 57 of the 400.
+    assert.equal(threw, 57);
+    assert.equal(settled.filter((o) => o.status === 'fulfilled').length, 343);
+    // Every tenant ran: 400 over 8 tenants is 50 each, less those that threw.
+    for (const [k, t] of tenants.entries()) {
+      let expected = 0;
+      for (let i = k; i < N; i += tenants.length) if (!failsByDesign(i)) expected += 1;
+      assert.equal(returnedPerTenant.get(t.id), expected, `units of work that returned for tenant ${k}`);
     }
   });
 

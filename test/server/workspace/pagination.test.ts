@@ -126,18 +126,22 @@ describe('keyset cursors', () => {
   test('the condition compares (key, id) in the direction of the sort, with values as parameters', () => {
     assert.deepEqual(after(updated, undefined), { sql: 'TRUE', params: [] });
     assert.deepEqual(after(updated, { key: 'k', id: 5 }), {
-      sql: '(updated_at, id) < (?::timestamptz, ?::bigint)',
+      sql: '(updated_at, id) < ($1::timestamptz, $2::bigint)',
       params: ['k', 5],
     });
-    assert.deepEqual(after(title, { key: 'k', id: 5 }).sql, '(title, id) > (?::text, ?::bigint)');
+    assert.deepEqual(after(title, { key: 'k', id: 5 }).sql, '(title, id) > ($1::text, $2::bigint)');
+    assert.deepEqual(after(title, { key: 'k', id: 5 }, 3).sql, '(title, id) > ($3::text, $4::bigint)');
   });
 
   test('nullable keys sort last: after a dated row come later dates, then undated ones', () => {
     assert.deepEqual(after(due, { key: '2027-01-01', id: 5 }), {
-      sql: '((due_date, id) > (?::date, ?::bigint) OR due_date IS NULL)',
+      sql: '((due_date, id) > ($1::date, $2::bigint) OR due_date IS NULL)',
       params: ['2027-01-01', 5],
     });
-    assert.deepEqual(after(due, { key: null, id: 5 }), { sql: '(due_date IS NULL AND id > ?)', params: [5] });
+    assert.deepEqual(after(due, { key: null, id: 5 }), {
+      sql: '(due_date IS NULL AND id > $1)',
+      params: [5],
+    });
     assert.equal(orderBy(due), 'due_date ASC NULLS LAST, id ASC');
     assert.equal(
       orderBy(updated),

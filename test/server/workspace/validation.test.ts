@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { NotFoundError, ValidationError } from '../../../server/errors.ts';
+import { NotFoundError, ValidationError } from '../../../server/app-errors.ts';
 import {
   DeleteQuery,
   NoteCreate,

@@ -1,0 +1,148 @@
+// Typed errors of the HTTP face (accounts, sessions, abuse). Like the tenancy
+// errors, they carry no status code: server/http/http-errors.ts maps them once.
+import { InvalidInputError } from '../kernel/errors.ts';
+
+export class AppError extends Error {
+  override name = 'AppError';
+}
+
+/** Wrong email or password, a bad or missing token: always the same words. */
+export class AuthenticationError extends AppError {
+  override name = 'AuthenticationError';
+  constructor(message = 'Email or password is incorrect.') {
+    super(message);
+  }
+}
+
+/** Not signed in at all. */
+export class LoginRequiredError extends AppError {
+  override name = 'LoginRequiredError';
+  constructor(message = 'Please sign in first.') {
+    super(message);
+  }
+}
+
+/** Password accepted; a one-time code (TOTP or recovery code) is needed to finish signing in. */
+export class MfaRequiredError extends AppError {
+  override name = 'MfaRequiredError';
+  constructor(message = 'Enter the code from your authenticator app (or a recovery code).') {
+    super(message);
+  }
+}
+
+/** Signed in, but this account must turn on two-step sign-in before it may do anything else. */
+export class MfaEnrolmentRequiredError extends AppError {
+  override name = 'MfaEnrolmentRequiredError';
+  constructor(
+    message = 'Your account must use two-step sign-in. Set it up with an authenticator app to continue.',
+  ) {
+    super(message);
+  }
+}
+
+/** Signed in, but this role or token may not do this. */
+export class ForbiddenError extends AppError {
+  override name = 'ForbiddenError';
+}
+
+export class CsrfError extends AppError {
+  override name = 'CsrfError';
+  constructor() {
+    super('This form has expired or did not come from this site. Reload the page and try again.');
+  }
+}
+
+export class ConflictError extends AppError {
+  override name = 'ConflictError';
+}
+
+export class NotFoundError extends AppError {
+  override name = 'NotFoundError';
+}
+
+/**
+ * An edit based on an old version: someone else saved in between. Carries the
+ * current state (a plain view, version included) so the client can show it,
+ * reload, or keep its own text as a copy: nothing is overwritten silently.
+ */
+export class VersionConflictError extends ConflictError {
+  override name = 'VersionConflictError';
+  readonly current: unknown;
+  constructor(message: string, current: unknown) {
+    super(message);
+    this.current = current;
+  }
+}
+
+/** Input that failed a schema: the message names the first problem, `issues` lists each (path, message). */
+export class ValidationError extends InvalidInputError {
+  override name = 'ValidationError';
+  readonly issues: ReadonlyArray<{ path: string; message: string }>;
+  constructor(message: string, issues: ReadonlyArray<{ path: string; message: string }>) {
+    super(message);
+    this.issues = issues;
+  }
+}
+
+/** Too many attempts; `retryAfterSeconds` says when to try again. */
+export class RateLimitedError extends AppError {
+  override name = 'RateLimitedError';
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number, what = 'attempts') {
+    const wait =
+      retryAfterSeconds >= 120
+        ? `${Math.ceil(retryAfterSeconds / 60)} minutes`
+        : `${retryAfterSeconds} second${retryAfterSeconds === 1 ? '' : 's'}`;
+    super(`Too many ${what}. Try again in ${wait}.`);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/**
+ * This process has no room for the work just now (e.g. the disk budget of
+ * exports in progress is spent): nothing is wrong with the request itself.
+ */
+export class ServerBusyError extends AppError {
+  override name = 'ServerBusyError';
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** The session store (Redis) cannot be reached: nothing that needs a session can be served. */
+export class SessionsUnavailableError extends AppError {
+  override name = 'SessionsUnavailableError';
+  constructor(cause?: unknown) {
+    super('Sign-in is temporarily unavailable. Please try again in a minute.', { cause });
+  }
+}
+
+/** Registration could not create the workspace; nothing was saved. */
+export class ProvisioningFailedError extends AppError {
+  override name = 'ProvisioningFailedError';
+  constructor(cause?: unknown) {
+    super(
+      'We could not create your workspace just now, so nothing was saved. Please try again in a minute.',
+      { cause },
+    );
+  }
+}
+
+/**
+ * A write that would take the workspace over its storage quota (TENANT_QUOTA_MB).
+ * Nothing of it was written; deleting notes or tasks makes room at once.
+ */
+export class QuotaExceededError extends AppError {
+  override name = 'QuotaExceededError';
+  readonly usedBytes: number;
+  readonly quotaBytes: number;
+  readonly neededBytes: number;
+  constructor(message: string, usage: { usedBytes: number; quotaBytes: number; neededBytes: number }) {
+    super(message);
+    this.usedBytes = usage.usedBytes;
+    this.quotaBytes = usage.quotaBytes;
+    this.neededBytes = usage.neededBytes;
+  }
+}

@@ -1,0 +1,29 @@
+// What the HTTP routes are handed: built once per server in server/web.ts.
+import type { Pool } from '../../kernel/db.ts';
+import type { Logger } from '../../kernel/logger.ts';
+import type { TenantMigration } from '../../tenancy/templates.ts';
+import type { TenantContext } from '../../tenancy/unit-of-work.ts';
+import type { CredentialAttempts } from '../abuse/attempts.ts';
+import type { createPassport } from '../auth/passport.ts';
+import type { ExportLimits } from '../export/spool-budget.ts';
+import type { TenantSlots } from '../load/tenant-slots.ts';
+import type { SessionRegistry } from '../sessions/registry.ts';
+
+export interface RouteDeps {
+  pool: Pool;
+  log: Logger;
+  tenants: TenantContext;
+  registry: SessionRegistry;
+  passport: ReturnType<typeof createPassport>;
+  migrations: readonly TenantMigration[];
+  /** Keys the hash of an unknown email in a failed sign-in's audit event (derived from the session secret). */
+  auditKey: Buffer;
+  /** Storage each workspace may use, in bytes (TENANT_QUOTA_MB); 0: no limit. */
+  tenantQuotaBytes: number;
+  /** Password and code checks after sign-in, counted with sign-ins by the account lockout and per IP. */
+  attempts: CredentialAttempts;
+  /** Exports and searches one workspace may run at once (TENANT_MAX_EXPORTS, TENANT_MAX_SEARCHES). */
+  slots: TenantSlots;
+  /** The export's disk budget, spool directory, deadline and statement budget (EXPORT_*). */
+  exports: ExportLimits;
+}
