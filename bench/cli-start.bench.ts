@@ -5,7 +5,7 @@
 // CPU time it used (steadier on a busy machine); medians and ratios are
 // printed. No database is touched.
 //
-// Command modules load in their actions (cli/main.ts), so `tenants list
+// Command modules load in their actions (cli/program.ts), so `tenants list
 // --help` no longer pays for pg either; the third case preloads cli/tenants.ts
 // (what `tenants list` imports before it connects) to show what a database
 // command costs to start, and what `audit verify` is spared.

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../cli/main.ts';
+import { main } from '../cli/program.ts';
 
 // A closed pipe (`enclave tenants list | head`) is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

@@ -29,7 +29,7 @@ import { TenantSlots } from './load/tenant-slots.ts';
 import { routes } from './routes.ts';
 import { SessionRegistry } from './sessions/registry.ts';
 import { createSessionBackend } from './sessions/store.ts';
-import { auditContent } from './workspace/audit.ts';
+import { auditContent } from './workspace/change-audit.ts';
 import { quotaBytesOf } from './workspace/storage.ts';
 
 export interface Web {

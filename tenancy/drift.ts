@@ -5,8 +5,8 @@
 // Every schema (tenants and scratch) is read with one catalog query per kind.
 import { type Client, type Pool, type Statement, transaction } from '../kernel/db.ts';
 import { checkTenantName, newTenantId, tenantNames } from '../kernel/identifiers.ts';
-import { MigrationError, TenancyError } from './errors.ts';
 import { latestVersion, renderMigration, type TenantMigration } from './templates.ts';
+import { MigrationError, TenancyError } from './tenancy-errors.ts';
 import * as sql from './tenant-sql.ts';
 
 export type ObjectKind = 'table' | 'column' | 'index' | 'constraint';

@@ -7,9 +7,9 @@
 // transaction; a failed one gets its failure event once it has rolled back.
 import { type AuditBy, type AuditEventOf, record, SYSTEM } from '../kernel/audit-inbox.ts';
 import { type Pool, run, transaction } from '../kernel/db.ts';
-import { MigrationError } from './errors.ts';
 import { migrateTenantInTransaction } from './migrate-tenant.ts';
 import { latestVersion, type TenantMigration } from './templates.ts';
+import { MigrationError } from './tenancy-errors.ts';
 import * as sql from './tenant-sql.ts';
 
 export interface FleetOptions {

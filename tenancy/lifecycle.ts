@@ -6,7 +6,7 @@ import { type AuditBy, type AuditEventOf, record, SYSTEM } from '../kernel/audit
 import { type Client, type Pool, transaction } from '../kernel/db.ts';
 import { checkTenantName } from '../kernel/identifiers.ts';
 import { tenantLock } from '../kernel/locks.ts';
-import { LegalHoldError, stateError, TenantNotFoundError } from './errors.ts';
+import { LegalHoldError, stateError, TenantNotFoundError } from './tenancy-errors.ts';
 import * as sql from './tenant-sql.ts';
 
 /** Schema and role go; the row stays as 'deleted' (its ledger outlives it). Refused under legal hold. */

@@ -3,8 +3,8 @@
 // Runs inside the caller's transaction; the caller commits or rolls back.
 import type { Client } from '../kernel/db.ts';
 import { tenantLock } from '../kernel/locks.ts';
-import { MigrationError, stateError, TenantNotFoundError } from './errors.ts';
 import { renderMigration, type TenantMigration } from './templates.ts';
+import { MigrationError, stateError, TenantNotFoundError } from './tenancy-errors.ts';
 import * as sql from './tenant-sql.ts';
 
 export interface MigrateResult {

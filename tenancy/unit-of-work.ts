@@ -8,8 +8,8 @@ import { type AuditEvent, insertAuditEvent } from '../kernel/audit-inbox.ts';
 import { type Pool, run, type Statement, type TransactionOptions } from '../kernel/db.ts';
 import { QueryTimeoutError, translateDbError } from '../kernel/errors.ts';
 import { checkTenantName, ident, isTenantId } from '../kernel/identifiers.ts';
-import { stateError, TenantNotFoundError } from './errors.ts';
 import type { Orm } from './orm.ts';
+import { stateError, TenantNotFoundError } from './tenancy-errors.ts';
 import * as sql from './tenant-sql.ts';
 
 export interface UnitOfWork {

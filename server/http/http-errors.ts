@@ -11,7 +11,7 @@ import {
   TenantNotFoundError,
   TenantSuspendedError,
   TenantUnavailableError,
-} from '../../tenancy/errors.ts';
+} from '../../tenancy/tenancy-errors.ts';
 import {
   AuthenticationError,
   ConflictError,

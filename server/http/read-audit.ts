@@ -12,7 +12,7 @@ import type { Request, RequestHandler } from 'express';
 import { eventBy } from '../../kernel/audit-inbox.ts';
 import type { UnitOfWork } from '../../tenancy/unit-of-work.ts';
 import type { AuditContentMode } from '../workspace/actor.ts';
-import { contentDigest } from '../workspace/audit.ts';
+import { contentDigest } from '../workspace/change-audit.ts';
 import { whoOf } from './request-audit.ts';
 
 declare global {

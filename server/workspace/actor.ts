@@ -19,7 +19,7 @@ export interface Actor {
    * (it is shown in the token list and used to revoke it).
    */
   readonly details: { credentialId?: string };
-  /** AUDIT_CONTENT: how the writers record content fields (audit.ts); absent means `hash`. */
+  /** AUDIT_CONTENT: how the writers record content fields (change-audit.ts); absent means `hash`. */
   readonly auditContent?: AuditContentMode;
 }
 

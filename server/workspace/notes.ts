@@ -19,13 +19,13 @@
 // Edits never overwrite silently: the row is locked (SELECT ... FOR UPDATE),
 // its version compared with the one the edit was based on, and a stale edit
 // refused with VersionConflictError carrying the current note. Every change
-// is audited in the same transaction (audit.ts); a refused one leaves nothing.
+// is audited in the same transaction (change-audit.ts); a refused one leaves nothing.
 import { LockMode } from '@mikro-orm/core';
 import type { UnitOfWork } from '../../tenancy/unit-of-work.ts';
 import { NoteSchema } from '../../tenancy/workspace-entities.ts';
 import { VersionConflictError } from '../app-errors.ts';
 import type { Actor } from './actor.ts';
-import { recordChange } from './audit.ts';
+import { recordChange } from './change-audit.ts';
 import { renderNote } from './markdown.ts';
 import { decodeCursor, type KeysetSort, page } from './pagination.ts';
 import type { NoteCreate, NoteListQuery, NoteSort, NoteUpdate, SearchQuery } from './validation.ts';

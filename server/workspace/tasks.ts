@@ -16,7 +16,7 @@ import type { UnitOfWork } from '../../tenancy/unit-of-work.ts';
 import { NoteSchema, TaskSchema } from '../../tenancy/workspace-entities.ts';
 import { NotFoundError, VersionConflictError } from '../app-errors.ts';
 import type { Actor } from './actor.ts';
-import { recordChange } from './audit.ts';
+import { recordChange } from './change-audit.ts';
 import { NOTE_SORT_SPECS } from './notes.ts';
 import { decodeCursor, type KeysetSort, page } from './pagination.ts';
 import type { TaskCreate, TaskListQuery, TaskSort, TaskUpdate } from './validation.ts';

@@ -2,11 +2,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PermissionDeniedError } from '../../kernel/errors.ts';
-import { TenantNotFoundError, TenantSuspendedError, TenantUnavailableError } from '../../tenancy/errors.ts';
 import { dropTenant, setTenantState } from '../../tenancy/lifecycle.ts';
 import { createOrm, type Orm } from '../../tenancy/orm.ts';
 import { provisionTenant } from '../../tenancy/provision.ts';
 import { loadTenantMigrations } from '../../tenancy/templates.ts';
+import {
+  TenantNotFoundError,
+  TenantSuspendedError,
+  TenantUnavailableError,
+} from '../../tenancy/tenancy-errors.ts';
 import type { TenantRow } from '../../tenancy/tenant-sql.ts';
 import { TenantContext } from '../../tenancy/unit-of-work.ts';
 import { NoteSchema } from '../../tenancy/workspace-entities.ts';

@@ -10,7 +10,7 @@ import {
   TenantNotFoundError,
   TenantSuspendedError,
   TenantUnavailableError,
-} from '../../../tenancy/errors.ts';
+} from '../../../tenancy/tenancy-errors.ts';
 import { captureLog, settle } from '../../helpers/log.ts';
 
 // A throwaway router that throws whatever the test names, sync or async.

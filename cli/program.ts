@@ -7,8 +7,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { InvalidInputError } from '../kernel/errors.ts';
 import { AppError } from '../server/app-errors.ts';
-import { TenancyError } from '../tenancy/errors.ts';
-import { registerAuditCommands } from './audit.ts';
+import { TenancyError } from '../tenancy/tenancy-errors.ts';
+import { registerAuditCommands } from './audit-commands.ts';
 import { UsageError } from './usage-error.ts';
 
 const tenantCommands = () => import('./tenants.ts');
