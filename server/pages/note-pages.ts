@@ -24,6 +24,7 @@ import {
   parseId,
 } from '../workspace/validation.ts';
 import type { NoteSummary, NoteView } from '../workspace/views.ts';
+import { deleteHandlers } from './confirm-delete.ts';
 import { field } from './page-forms.ts';
 import { formMessage, loadShared, renderWorkspace, type Shared } from './workspace-page-context.ts';
 import {
@@ -103,8 +104,8 @@ export function notePages(): Router {
   // --- Edit -------------------------------------------------------------
   router.get('/workspace/notes/:id/edit', showEditNoteForm);
   router.post('/workspace/notes/:id', saveNoteFromForm);
-  router.get('/workspace/notes/:id/delete', confirmNoteDelete);
-  router.post('/workspace/notes/:id/delete', deleteNoteFromForm);
+  router.get('/workspace/notes/:id/delete', noteDelete.confirm);
+  router.post('/workspace/notes/:id/delete', noteDelete.remove);
 
   return router;
 }
@@ -324,49 +325,12 @@ async function showFailedNoteSave(
 }
 
 // --- Delete -----------------------------------------------------------
-function showNoteDelete(res: Response, shared: Shared, note: NoteView, error?: string, status = 200) {
-  renderWorkspace(
-    res,
-    shared,
-    'confirm-delete',
-    {
-      title: 'Delete note',
-      section: 'notes',
-      heading: 'Delete this note?',
-      name: note.title,
-      consequence: 'Tasks linked to it stay, without the link.',
-      action: `/workspace/notes/${note.id}/delete`,
-      version: note.version,
-      confirmLabel: 'Delete note',
-      cancel: `/workspace/notes/${note.id}`,
-      error,
-    },
-    status,
-  );
-}
-
-async function confirmNoteDelete(req: Request, res: Response): Promise<void> {
-  const id = parseId(req.params.id, 'note');
-  const { shared, note } = await workspaceOf(req)(async (uow) => ({
-    note: await getNote(uow, id),
-    shared: await loadShared(uow),
-  }));
-  showNoteDelete(res, shared, note);
-}
-
-async function deleteNoteFromForm(req: Request, res: Response): Promise<void> {
-  const id = parseId(req.params.id, 'note');
-  const version = versionFrom(req);
-  const by = actorOf(req, res);
-  try {
-    await workspaceOf(req)((uow) => deleteNote(uow, id, { version }, by));
-  } catch (err) {
-    if (!(err instanceof VersionConflictError)) throw err;
-    const current = err.current as NoteView;
-    const shared = await workspaceOf(req)(loadShared);
-    const message = `This note was changed after you opened this page (it is now at version ${current.version}). Look at the current version before you delete it.`;
-    return showNoteDelete(res, shared, current, message, 409);
-  }
-  flash(req, 'success', 'Note deleted.');
-  res.redirect(303, '/workspace/notes');
-}
+const noteDelete = deleteHandlers({
+  kind: 'note',
+  section: 'notes',
+  consequence: 'Tasks linked to it stay, without the link.',
+  cancel: (id) => `/workspace/notes/${id}`,
+  done: '/workspace/notes',
+  get: getNote,
+  remove: deleteNote,
+});

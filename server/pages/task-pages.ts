@@ -25,6 +25,7 @@ import {
   TaskUpdate,
 } from '../workspace/validation.ts';
 import type { TaskView } from '../workspace/views.ts';
+import { deleteHandlers } from './confirm-delete.ts';
 import { field } from './page-forms.ts';
 import {
   formMessage,
@@ -123,8 +124,8 @@ export function taskPages(): Router {
   router.post('/workspace/tasks/:id', saveTaskFromForm);
   // --- Move (the card buttons) ----------------------------------------------
   router.post('/workspace/tasks/:id/move', moveTask);
-  router.get('/workspace/tasks/:id/delete', confirmTaskDelete);
-  router.post('/workspace/tasks/:id/delete', deleteTaskFromForm);
+  router.get('/workspace/tasks/:id/delete', taskDelete.confirm);
+  router.post('/workspace/tasks/:id/delete', taskDelete.remove);
 
   return router;
 }
@@ -373,52 +374,15 @@ async function moveTask(req: Request, res: Response): Promise<void> {
 }
 
 // --- Delete ---------------------------------------------------------------
-function showTaskDelete(res: Response, shared: Shared, task: TaskView, error?: string, status = 200) {
-  renderWorkspace(
-    res,
-    shared,
-    'confirm-delete',
-    {
-      title: 'Delete task',
-      section: 'tasks',
-      heading: 'Delete this task?',
-      name: task.title,
-      consequence: '',
-      action: `/workspace/tasks/${task.id}/delete`,
-      version: task.version,
-      confirmLabel: 'Delete task',
-      cancel: `/workspace/tasks/${task.id}/edit`,
-      error,
-    },
-    status,
-  );
-}
-
-async function confirmTaskDelete(req: Request, res: Response): Promise<void> {
-  const id = parseId(req.params.id, 'task');
-  const { shared, task } = await workspaceOf(req)(async (uow) => ({
-    task: await getTask(uow, id),
-    shared: await loadShared(uow),
-  }));
-  showTaskDelete(res, shared, task);
-}
-
-async function deleteTaskFromForm(req: Request, res: Response): Promise<void> {
-  const id = parseId(req.params.id, 'task');
-  const version = versionFrom(req);
-  const by = actorOf(req, res);
-  try {
-    await workspaceOf(req)((uow) => deleteTask(uow, id, { version }, by));
-  } catch (err) {
-    if (!(err instanceof VersionConflictError)) throw err;
-    const current = err.current as TaskView;
-    const shared = await workspaceOf(req)(loadShared);
-    const message = `This task was changed after you opened this page (it is now at version ${current.version}). Look at the current version before you delete it.`;
-    return showTaskDelete(res, shared, current, message, 409);
-  }
-  flash(req, 'success', 'Task deleted.');
-  res.redirect(303, '/workspace/tasks');
-}
+const taskDelete = deleteHandlers({
+  kind: 'task',
+  section: 'tasks',
+  consequence: '',
+  cancel: (id) => `/workspace/tasks/${id}/edit`,
+  done: '/workspace/tasks',
+  get: getTask,
+  remove: deleteTask,
+});
 
 function timeLabels(value: string) {
   const t = timeOf(value);
