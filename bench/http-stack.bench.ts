@@ -23,21 +23,22 @@
 // docs/BENCHMARKS.md.
 
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { isDeepStrictEqual } from 'node:util';
 import { createClient } from 'redis';
 import type { Pool } from '../kernel/db.ts';
 import { createLogger } from '../kernel/logger.ts';
 import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
 import { api, type Registered, registerPerson, signOut } from './api-client.ts';
-import { Child, type Ready, serveEnclave } from './children.ts';
+import { Child, type Ready } from './children.ts';
 import { cpuBetween, cpuMs, snapshot } from './cpu.ts';
 import { saveResults } from './results.ts';
+import { beginRun, benchUrls, cleanUp, machine, optionReader, runBench } from './run.ts';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const BARE_SERVER = fileURLToPath(new URL('./bare-server.ts', import.meta.url));
@@ -112,14 +113,7 @@ const OPTIONS = {
 type OptionName = keyof typeof OPTIONS;
 
 function readOptions(values: Partial<Record<OptionName, string>>) {
-  const raw = (name: OptionName) =>
-    values[name] ?? process.env[`BENCH_${name.toUpperCase().replaceAll('-', '_')}`] ?? OPTIONS[name];
-  const int = (name: OptionName, min: number) => {
-    const n = Number(raw(name));
-    if (!Number.isInteger(n) || n < min)
-      throw new Error(`--${name} must be an integer >= ${min}, got ${raw(name)}`);
-    return n;
-  };
+  const { raw, int } = optionReader(OPTIONS, values);
   const names = raw('variants')
     .split(',')
     .map((s) => s.trim());
@@ -132,8 +126,7 @@ function readOptions(values: Partial<Record<OptionName, string>>) {
   if (!variants.some((v) => v.name === 'bare'))
     throw new Error('--variants must include bare (the baseline)');
   return {
-    adminUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-    redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    ...benchUrls(),
     duration: int('duration', 1),
     warmup: int('warmup', 0),
     connections: int('connections', 1),
@@ -501,14 +494,7 @@ async function redisFacts(url: string): Promise<{ pid: number | undefined; versi
 async function main(values: Partial<Record<OptionName, string>>): Promise<void> {
   const opts = readOptions(values);
   let load: LoadChild | undefined;
-  const stop = new AbortController();
-  process.once('SIGINT', () => {
-    log('interrupted: stopping the current run, then cleaning up');
-    stop.abort(new Error('interrupted'));
-    void load?.stop();
-  });
-  const startedAt = new Date();
-  const loadAverageAtStart = os.loadavg().map((n) => round(n));
+  const { stopped, startedAt, loadAverageAtStart } = beginRun(log, 'run', () => [load]);
   const redis = await redisFacts(opts.redisUrl);
   const logLine = await logLineCost();
   log(`one request log line, in isolation: ${logLine.usPerLine} µs, ${logLine.bytesPerLine} bytes`);
@@ -574,22 +560,12 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
     log(
       `${opts.rounds} rounds x ${opts.variants.length} variants: ${opts.warmup} s warm-up + ${opts.duration} s at ${opts.connections} connections each`,
     );
-    const runs = await measure(load, servers, scratch, redis.pid, ws, opts, stop.signal);
+    const runs = await measure(load, servers, scratch, redis.pid, ws, opts, stopped);
     const summary = summarise(runs, opts.variants);
-    const postgres = (await scratch.pool.query<{ v: string }>('SELECT version() AS v')).rows[0]?.v;
     const { adminUrl: _a, redisUrl: _r, variants, ...options } = opts;
     const results = {
       startedAt: startedAt.toISOString(),
-      machine: {
-        cpus: os.availableParallelism(),
-        cpuModel: os.cpus()[0]?.model,
-        memoryGiB: round(os.totalmem() / 2 ** 30, 1),
-        node: process.version,
-        postgres,
-        redis: redis.version,
-        loadAverageAtStart,
-        loadAverageAtEnd: os.loadavg().map((n) => round(n)),
-      },
+      machine: await machine(scratch, loadAverageAtStart, { redis: redis.version }),
       options: { ...options, variants: variants.map((v) => v.name), notesListed: Math.min(opts.notes, 50) },
       variants: variants.map(({ name, server, path: p, what }) => ({ name, server, path: p, what })),
       summary,
@@ -601,22 +577,8 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
     log(`results written to ${saved}`);
   } finally {
     if (ws && enclaveUrl) await signOut(enclaveUrl, ws).catch(() => {});
-    for (const child of children.reverse()) await child.stop().catch(() => {});
-    await scratch.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await cleanUp(children, scratch, dataDir);
   }
 }
 
-const { values } = parseArgs({
-  options: {
-    child: { type: 'string' },
-    ...Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' as const }])),
-  },
-});
-if (values.child === 'enclave') await serveEnclave();
-else if (values.child === 'load') loadChild();
-else
-  await main(values as Partial<Record<OptionName, string>>).catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
+await runBench(OPTIONS, loadChild, main);

@@ -29,20 +29,20 @@
 // abuser's loads run (they start `--warmup` seconds earlier and stop after).
 // Results: bench/results/noisy-neighbour-<time>.json and docs/BENCHMARKS.md.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { ident } from '../kernel/identifiers.ts';
 import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
 import { api, type Registered, registerPerson, signOut } from './api-client.ts';
-import { Child, serveEnclave } from './children.ts';
+import { Child } from './children.ts';
 import { cpuBetween, snapshot } from './cpu.ts';
 import { type LoadPlan, type LoadReply, type LoadRequest, type LoadResult, serveLoad } from './http-load.ts';
 import { saveResults } from './results.ts';
+import { beginRun, benchUrls, cleanUp, machine, optionReader, runBench } from './run.ts';
 import { noteContent, PLANTED } from './workspace-content.ts';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -91,22 +91,14 @@ const OPTIONS = {
 type OptionName = keyof typeof OPTIONS;
 
 function readOptions(values: Partial<Record<OptionName, string>>) {
-  const raw = (name: OptionName) =>
-    values[name] ?? process.env[`BENCH_${name.toUpperCase().replaceAll('-', '_')}`] ?? OPTIONS[name];
-  const int = (name: OptionName, min: number) => {
-    const n = Number(raw(name));
-    if (!Number.isInteger(n) || n < min)
-      throw new Error(`--${name} must be an integer >= ${min}, got ${raw(name)}`);
-    return n;
-  };
+  const { raw, int } = optionReader(OPTIONS, values);
   const modes = raw('modes')
     .split(',')
     .map((m) => m.trim());
   if (modes.length === 0 || modes.some((m) => m !== 'on' && m !== 'off'))
     throw new Error('--modes: on, off or on,off');
   return {
-    adminUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-    redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    ...benchUrls(),
     modes: modes as Mode[],
     quiet: int('quiet', 1),
     abusive: int('abusive', 1),
@@ -436,56 +428,26 @@ function markdown(results: readonly ModeResult[]): string {
 
 async function main(values: Partial<Record<OptionName, string>>): Promise<void> {
   const opts = readOptions(values);
-  const stop = new AbortController();
   const children: Child[] = [];
-  process.once('SIGINT', () => {
-    log('interrupted: stopping the current step, then cleaning up');
-    stop.abort(new Error('interrupted'));
-    for (const child of children) void child.stop();
-  });
-  const startedAt = new Date();
-  const loadAverageAtStart = os.loadavg().map((n) => round(n));
+  const { stopped, startedAt, loadAverageAtStart } = beginRun(log, 'step', () => children);
   const scratch = await createBenchDatabase(opts.adminUrl, { poolSize: 4, migrate: true, log });
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'enclave-bench-neighbour-'));
   try {
     const results: ModeResult[] = [];
     for (const mode of opts.modes)
-      results.push(await runMode(mode, scratch, opts, dataDir, children, stop.signal));
-    const postgres = (await scratch.pool.query<{ v: string }>('SELECT version() AS v')).rows[0]?.v;
+      results.push(await runMode(mode, scratch, opts, dataDir, children, stopped));
     const { adminUrl: _a, redisUrl: _r, ...options } = opts;
     const saved = saveResults('noisy-neighbour', startedAt.toISOString(), {
       startedAt: startedAt.toISOString(),
-      machine: {
-        cpus: os.availableParallelism(),
-        cpuModel: os.cpus()[0]?.model,
-        memoryGiB: round(os.totalmem() / 2 ** 30, 1),
-        node: process.version,
-        postgres,
-        loadAverageAtStart,
-        loadAverageAtEnd: os.loadavg().map((n) => round(n)),
-      },
+      machine: await machine(scratch, loadAverageAtStart),
       options,
       results,
     });
     process.stdout.write(markdown(results));
     log(`results written to ${saved}`);
   } finally {
-    for (const child of children.reverse()) await child.stop().catch(() => {});
-    await scratch.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await cleanUp(children, scratch, dataDir);
   }
 }
 
-const { values } = parseArgs({
-  options: {
-    child: { type: 'string' },
-    ...Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' as const }])),
-  },
-});
-if (values.child === 'enclave') await serveEnclave();
-else if (values.child === 'load') serveLoad();
-else
-  await main(values as Partial<Record<OptionName, string>>).catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
+await runBench(OPTIONS, serveLoad, main);

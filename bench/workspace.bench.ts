@@ -26,11 +26,10 @@
 // Results: bench/results/workspace-<time>.json and docs/BENCHMARKS.md.
 
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import type { Statement } from '../kernel/db.ts';
 import { ident } from '../kernel/identifiers.ts';
@@ -42,10 +41,11 @@ import { provisionTenant } from '../tenancy/provision.ts';
 import { loadTenantMigrations } from '../tenancy/templates.ts';
 import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
 import { api, type Registered, registerPerson, signOut } from './api-client.ts';
-import { Child, serveEnclave } from './children.ts';
+import { Child } from './children.ts';
 import { cpuBetween, snapshot } from './cpu.ts';
 import { type LoadPlan, type LoadReply, type LoadRequest, type LoadResult, serveLoad } from './http-load.ts';
 import { saveResults } from './results.ts';
+import { beginRun, benchUrls, cleanUp, machine, optionReader, runBench } from './run.ts';
 import { noteContent, PLANTED } from './workspace-content.ts';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -144,14 +144,7 @@ const OPTIONS = {
 type OptionName = keyof typeof OPTIONS;
 
 function readOptions(values: Partial<Record<OptionName, string>>) {
-  const raw = (name: OptionName) =>
-    values[name] ?? process.env[`BENCH_${name.toUpperCase().replaceAll('-', '_')}`] ?? OPTIONS[name];
-  const int = (name: OptionName, min: number) => {
-    const n = Number(raw(name));
-    if (!Number.isInteger(n) || n < min)
-      throw new Error(`--${name} must be an integer >= ${min}, got ${raw(name)}`);
-    return n;
-  };
+  const { raw, int } = optionReader(OPTIONS, values);
   const connections = raw('connections')
     .split(',')
     .map((s) => Number(s.trim()));
@@ -165,8 +158,7 @@ function readOptions(values: Partial<Record<OptionName, string>>) {
       return v;
     });
   const opts = {
-    adminUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-    redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    ...benchUrls(),
     tenants: int('tenants', 0),
     notes: int('notes', 2),
     fillConcurrency: int('fill-concurrency', 1),
@@ -718,15 +710,8 @@ function markdown(
 
 async function main(values: Partial<Record<OptionName, string>>): Promise<void> {
   const opts = readOptions(values);
-  const stop = new AbortController();
   const children: Child[] = [];
-  process.once('SIGINT', () => {
-    log('interrupted: stopping the current step, then cleaning up');
-    stop.abort(new Error('interrupted'));
-    for (const child of children) void child.stop();
-  });
-  const startedAt = new Date();
-  const loadAverageAtStart = os.loadavg().map((n) => round(n));
+  const { stopped, startedAt, loadAverageAtStart } = beginRun(log, 'step', () => children);
   const scratch = await createBenchDatabase(opts.adminUrl, {
     poolSize: opts.fillConcurrency + 2,
     migrate: true,
@@ -739,7 +724,7 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
     log(
       `scratch database ${scratch.name}: provisioning ${opts.tenants} other tenants, ${opts.fillConcurrency} at a time`,
     );
-    const fillSeconds = await fillTenants(scratch, opts.tenants, opts.fillConcurrency, stop.signal);
+    const fillSeconds = await fillTenants(scratch, opts.tenants, opts.fillConcurrency, stopped);
     log(`  ${fillSeconds} s`);
 
     const server = new Child('enclave', [THIS_FILE, '--child', 'enclave'], {
@@ -801,21 +786,12 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
     log(
       `${opts.rounds} rounds x ${opts.connections.length} concurrencies x ${opts.variants.length} variants: ${opts.warmup} s warm-up + ${opts.duration} s each`,
     );
-    const runs = await measure(load, server, scratch, setup, opts, stop.signal);
+    const runs = await measure(load, server, scratch, setup, opts, stopped);
     const summary = summarise(runs, opts);
-    const postgres = (await scratch.pool.query<{ v: string }>('SELECT version() AS v')).rows[0]?.v;
     const { adminUrl: _a, redisUrl: _r, variants, ...options } = opts;
     const results = {
       startedAt: startedAt.toISOString(),
-      machine: {
-        cpus: os.availableParallelism(),
-        cpuModel: os.cpus()[0]?.model,
-        memoryGiB: round(os.totalmem() / 2 ** 30, 1),
-        node: process.version,
-        postgres,
-        loadAverageAtStart,
-        loadAverageAtEnd: os.loadavg().map((n) => round(n)),
-      },
+      machine: await machine(scratch, loadAverageAtStart),
       options: { ...options, variants: variants.map((v) => v.name) },
       setup: { fillSeconds, writeNotesSeconds: written.seconds, vacuumSeconds, facts },
       variants: variants.map(({ name, what }) => ({ name, what })),
@@ -829,22 +805,8 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
     log(`results written to ${saved}`);
   } finally {
     if (ws && serverUrl) await signOut(serverUrl, ws).catch(() => {});
-    for (const child of children.reverse()) await child.stop().catch(() => {});
-    await scratch.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await cleanUp(children, scratch, dataDir);
   }
 }
 
-const { values } = parseArgs({
-  options: {
-    child: { type: 'string' },
-    ...Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' as const }])),
-  },
-});
-if (values.child === 'enclave') await serveEnclave();
-else if (values.child === 'load') serveLoad();
-else
-  await main(values as Partial<Record<OptionName, string>>).catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
+await runBench(OPTIONS, serveLoad, main);

@@ -58,6 +58,16 @@ export function relaxedAbuseLimits(overrides: AbuseOverrides = {}): AbuseOverrid
   };
 }
 
+/**
+ * A lockout that refuses from the third failure on, with no delays before it:
+ * locked for `lockoutMs`, failures forgotten after `forgetAfterMs`.
+ */
+export function quickLockout(lockoutMs: number, forgetAfterMs: number): AbuseOverrides {
+  return {
+    lockout: { freeFailures: 2, baseDelayMs: 0, maxDelayMs: 0, lockoutAfter: 3, lockoutMs, forgetAfterMs },
+  };
+}
+
 export async function startTestServer(
   env: Record<string, string | undefined> = {},
   options: { abuse?: AbuseOverrides } = {},

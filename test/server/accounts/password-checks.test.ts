@@ -11,6 +11,7 @@ import { DELETE_CONFIRMATION } from '../../../server/accounts/account-deletion.t
 import { csrfOf, HTML, submit } from '../../helpers/http.ts';
 import {
   GOOD_PASSWORD,
+  quickLockout,
   type SignedIn,
   signIn,
   signUp,
@@ -104,21 +105,7 @@ describe('with a short lockout', () => {
   let t: TestServer;
   const LOCK_MS = 3000;
   before(async () => {
-    t = await startTestServer(
-      {},
-      {
-        abuse: {
-          lockout: {
-            freeFailures: 2,
-            baseDelayMs: 0,
-            maxDelayMs: 0,
-            lockoutAfter: 3,
-            lockoutMs: LOCK_MS,
-            forgetAfterMs: 60_000,
-          },
-        },
-      },
-    );
+    t = await startTestServer({}, { abuse: quickLockout(LOCK_MS, 60_000) });
   });
   after(async () => {
     await t?.stop();

@@ -10,25 +10,17 @@ import { register } from '../../../server/accounts/accounts.ts';
 import { loadTenantMigrations } from '../../../tenancy/templates.ts';
 import { csrfOf, HTML } from '../../helpers/http.ts';
 import { settle } from '../../helpers/log.ts';
-import { GOOD_PASSWORD, startTestServer, type TestServer, uniqueEmail } from '../../helpers/server.ts';
+import {
+  GOOD_PASSWORD,
+  quickLockout,
+  startTestServer,
+  type TestServer,
+  uniqueEmail,
+} from '../../helpers/server.ts';
 
 let t: TestServer;
 before(async () => {
-  t = await startTestServer(
-    {},
-    {
-      abuse: {
-        lockout: {
-          freeFailures: 2,
-          baseDelayMs: 0,
-          maxDelayMs: 0,
-          lockoutAfter: 3,
-          lockoutMs: 10 * 60_000,
-          forgetAfterMs: 60 * 60_000,
-        },
-      },
-    },
-  );
+  t = await startTestServer({}, { abuse: quickLockout(10 * 60_000, 60 * 60_000) });
 });
 after(async () => {
   await t?.stop();

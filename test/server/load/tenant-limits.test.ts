@@ -82,6 +82,29 @@ function get(base: string, route: string, headers: Record<string, string>) {
   );
 }
 
+/**
+ * Another connection locks `table`; the requests `start` starts wait on it,
+ * and `whileHeld` runs once they all do; then the lock is released and their
+ * answers are returned.
+ */
+async function whileLocked(
+  db: { url: string; pool: Pool },
+  table: string,
+  start: () => Array<ReturnType<typeof get>>,
+  whileHeld: () => Promise<void>,
+): Promise<Array<Awaited<ReturnType<typeof get>>>> {
+  const lock = await lockTable(db.url, table);
+  let running: Array<ReturnType<typeof get>> = [];
+  try {
+    running = start();
+    await waiters(db.pool, table, running.length);
+    await whileHeld();
+  } finally {
+    await lock.release();
+  }
+  return Promise.all(running);
+}
+
 async function createToken(p: SignedIn): Promise<string> {
   return (await createApiToken(p, 'read', 'limits test')).secret;
 }
@@ -133,28 +156,25 @@ describe('per-workspace limits on exports and searches', () => {
   });
 
   test('a third export of one workspace at once is refused with 429 and Retry-After; other workspaces are not', async () => {
-    const tasks = `"${schemaOf(alice)}".tasks`;
-    const lock = await lockTable(t.db.url, tasks);
-    let running: Array<ReturnType<typeof get>> = [];
-    try {
-      running = [
+    const answers = await whileLocked(
+      t.db,
+      `"${schemaOf(alice)}".tasks`,
+      () => [
         get(t.url, '/api/v1/export', bearer(aliceToken)),
         get(t.url, '/api/v1/export', bearer(aliceToken)),
-      ];
-      await waiters(t.db.pool, tasks, 2);
-      assertRefused(
-        await get(t.url, '/api/v1/export', bearer(aliceToken)),
-        /Too many exports of this workspace at once \(at most 2/,
-      );
-      // Through the session too: the limit is the workspace's, not the credential's.
-      const viaSession = await alice.agent.get('/api/v1/export').expect(429);
-      assert.equal(viaSession.body.error.code, 'rate_limited');
-      assert.equal((await get(t.url, '/api/v1/export', bearer(bobToken))).status, 200, "Bob's export runs");
-    } finally {
-      await lock.release();
-    }
-    for (const r of await Promise.all(running))
-      assert.equal(r.status, 200, 'the two admitted exports finish');
+      ],
+      async () => {
+        assertRefused(
+          await get(t.url, '/api/v1/export', bearer(aliceToken)),
+          /Too many exports of this workspace at once \(at most 2/,
+        );
+        // Through the session too: the limit is the workspace's, not the credential's.
+        const viaSession = await alice.agent.get('/api/v1/export').expect(429);
+        assert.equal(viaSession.body.error.code, 'rate_limited');
+        assert.equal((await get(t.url, '/api/v1/export', bearer(bobToken))).status, 200, "Bob's export runs");
+      },
+    );
+    for (const r of answers) assert.equal(r.status, 200, 'the two admitted exports finish');
     assert.equal(
       (await get(t.url, '/api/v1/export', bearer(aliceToken))).status,
       200,
@@ -163,28 +183,29 @@ describe('per-workspace limits on exports and searches', () => {
   });
 
   test('a third search of one workspace at once is refused with 429, through the API and the search page', async () => {
-    const notes = `"${schemaOf(alice)}".notes`;
-    const lock = await lockTable(t.db.url, notes);
-    let running: Array<ReturnType<typeof get>> = [];
-    try {
-      running = [
+    const answers = await whileLocked(
+      t.db,
+      `"${schemaOf(alice)}".notes`,
+      () => [
         get(t.url, '/api/v1/search?q=apples', bearer(aliceToken)),
         get(t.url, '/api/v1/search?q=pears', bearer(aliceToken)),
-      ];
-      await waiters(t.db.pool, notes, 2);
-      assertRefused(
-        await get(t.url, '/api/v1/search?q=fruit', bearer(aliceToken)),
-        /Too many searches of this workspace at once \(at most 2/,
-      );
-      const page = await alice.agent.get('/workspace/search?q=fruit').set('Accept', 'text/html').expect(429);
-      assert.match(page.headers['retry-after'] ?? '', /^\d+$/);
-      assert.match(page.text, /Too many searches of this workspace at once/);
-      const other = await get(t.url, '/api/v1/search?q=apples', bearer(bobToken));
-      assert.equal(other.status, 200, "Bob's search runs");
-    } finally {
-      await lock.release();
-    }
-    for (const r of await Promise.all(running)) assert.equal(r.status, 200);
+      ],
+      async () => {
+        assertRefused(
+          await get(t.url, '/api/v1/search?q=fruit', bearer(aliceToken)),
+          /Too many searches of this workspace at once \(at most 2/,
+        );
+        const page = await alice.agent
+          .get('/workspace/search?q=fruit')
+          .set('Accept', 'text/html')
+          .expect(429);
+        assert.match(page.headers['retry-after'] ?? '', /^\d+$/);
+        assert.match(page.text, /Too many searches of this workspace at once/);
+        const other = await get(t.url, '/api/v1/search?q=apples', bearer(bobToken));
+        assert.equal(other.status, 200, "Bob's search runs");
+      },
+    );
+    for (const r of answers) assert.equal(r.status, 200);
     const again = await get(t.url, '/api/v1/search?q=apples', bearer(aliceToken));
     assert.equal(again.status, 200);
     assert.equal(JSON.parse(again.body.toString('utf8')).results.length, 1);
@@ -205,21 +226,20 @@ describe('per-workspace limits on exports and searches', () => {
       { ...loaded, PORT: 0 },
       { log: log.log, shutdownGraceMs: 500, abuse: relaxedAbuseLimits({ prefix }) },
     );
-    const tasks = `"${schemaOf(alice)}".tasks`;
-    const lock = await lockTable(t.db.url, tasks);
-    let running: Array<ReturnType<typeof get>> = [];
-    try {
-      running = [
+    const other = second;
+    const answers = await whileLocked(
+      t.db,
+      `"${schemaOf(alice)}".tasks`,
+      () => [
         get(t.url, '/api/v1/export', bearer(aliceToken)),
-        get(second.url, '/api/v1/export', bearer(aliceToken)),
-      ];
-      await waiters(t.db.pool, tasks, 2);
-      assertRefused(await get(second.url, '/api/v1/export', bearer(aliceToken)), /at most 2/);
-      assertRefused(await get(t.url, '/api/v1/export', bearer(aliceToken)), /at most 2/);
-    } finally {
-      await lock.release();
-    }
-    for (const r of await Promise.all(running)) assert.equal(r.status, 200);
+        get(other.url, '/api/v1/export', bearer(aliceToken)),
+      ],
+      async () => {
+        assertRefused(await get(other.url, '/api/v1/export', bearer(aliceToken)), /at most 2/);
+        assertRefused(await get(t.url, '/api/v1/export', bearer(aliceToken)), /at most 2/);
+      },
+    );
+    for (const r of answers) assert.equal(r.status, 200);
     assert.equal((await get(second.url, '/api/v1/export', bearer(aliceToken))).status, 200);
   });
 });
