@@ -5,9 +5,9 @@
 // concurrent exports of its whole workspace, searches for a word that is in
 // every one of its notes, and big writes (95 kB notes), all at once and
 // ignoring every 429. Each mode runs its own server:
-//   on:  the defaults (TENANT_MAX_EXPORTS 2, TENANT_MAX_SEARCHES 4,
+//   on:  the defaults (TENANT_MAX_EXPORTS 2, TENANT_MAX_SEARCHES 4, TENANT_MAX_CONCURRENT 4,
 //        TENANT_STATEMENT_TIMEOUT_MS 5000, TENANT_QUOTA_MB 100, ...);
-//   off: the limits effectively off (1000 exports and searches at once, no
+//   off: the limits effectively off (1000 exports and searches at once, no per-tenant cap, no
 //        statement timeout, no storage quota, a 1 TB spool budget).
 //
 //   node bench/noisy-neighbour.bench.ts [--modes on,off] [--quiet 15] [--abusive 15] [--warmup 3]
@@ -59,6 +59,7 @@ const MODE_ENV: Record<Mode, Record<string, string>> = {
   off: {
     TENANT_MAX_EXPORTS: '1000',
     TENANT_MAX_SEARCHES: '1000',
+    TENANT_MAX_CONCURRENT: '0',
     TENANT_STATEMENT_TIMEOUT_MS: '0',
     TENANT_IDLE_IN_TRANSACTION_MS: '0',
     EXPORT_STATEMENT_TIMEOUT_MS: '0',

@@ -151,6 +151,8 @@ const schema = z.object({
   TENANT_MAX_SEARCHES: int('TENANT_MAX_SEARCHES', 1, 1000, 4),
   TENANT_STATEMENT_TIMEOUT_MS: int('TENANT_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 5000),
   TENANT_IDLE_IN_TRANSACTION_MS: int('TENANT_IDLE_IN_TRANSACTION_MS', 0, 3_600_000, 10000),
+  TENANT_MAX_CONCURRENT: int('TENANT_MAX_CONCURRENT', 0, 500, 4),
+  TENANT_TURN_WAIT_MS: int('TENANT_TURN_WAIT_MS', 0, 60_000, 5000),
   EXPORT_STATEMENT_TIMEOUT_MS: int('EXPORT_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 60000),
   EXPORT_SPOOL_BUDGET_MB: int('EXPORT_SPOOL_BUDGET_MB', 1, 1_048_576, 1024),
   EXPORT_SPOOL_DIR: z
@@ -312,6 +314,18 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     fallback: '10000',
     meaning:
       '`idle_in_transaction_session_timeout` of workspace request transactions (`0`: none); PostgreSQL closes the connection',
+  },
+  {
+    name: 'TENANT_MAX_CONCURRENT',
+    fallback: '4',
+    meaning:
+      "units of work (requests' transactions) one workspace may run at once in each process (`0`: no limit); more wait their turn, so one tenant cannot hold every pooled connection; keep it below `DB_POOL_SIZE`",
+  },
+  {
+    name: 'TENANT_TURN_WAIT_MS',
+    fallback: '5000',
+    meaning:
+      'how long a unit of work waits for its workspace to have a turn free before the request gets 429 `tenant_busy`',
   },
   {
     name: 'EXPORT_STATEMENT_TIMEOUT_MS',

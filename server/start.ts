@@ -73,6 +73,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       cacheMs: config.TENANT_CACHE_MS,
       statementTimeoutMs: config.TENANT_STATEMENT_TIMEOUT_MS,
       idleInTransactionMs: config.TENANT_IDLE_IN_TRANSACTION_MS,
+      maxConcurrentPerTenant: config.TENANT_MAX_CONCURRENT,
+      turnWaitMs: config.TENANT_TURN_WAIT_MS,
     });
     const web = await buildWeb({ config, log, pool, tenants, abuse: options.abuse });
     cleanups.push(web.close);

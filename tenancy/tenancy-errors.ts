@@ -56,3 +56,14 @@ export function stateError(tenantId: string, state: string): TenantUnavailableEr
     ? new TenantSuspendedError(tenantId, state)
     : new TenantUnavailableError(tenantId, state);
 }
+
+/** The tenant already has its share of units of work running, and no turn came free in time. */
+export class TenantBusyError extends TenancyError {
+  override name = 'TenantBusyError';
+  readonly tenantId: string;
+  readonly retryAfterSeconds = 1;
+  constructor(tenantId: string, max: number) {
+    super(`tenant ${tenantId} already has ${max} units of work running`);
+    this.tenantId = tenantId;
+  }
+}

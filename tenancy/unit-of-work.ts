@@ -10,6 +10,7 @@ import { QueryTimeoutError, translateDbError } from '../kernel/errors.ts';
 import { checkTenantName, ident, isTenantId } from '../kernel/identifiers.ts';
 import type { Orm } from './orm.ts';
 import { stateError, TenantNotFoundError } from './tenancy-errors.ts';
+import { TenantGate } from './tenant-gate.ts';
 import * as sql from './tenant-sql.ts';
 
 export interface UnitOfWork {
@@ -43,6 +44,13 @@ export interface TenantContextOptions {
    * of work that sends nothing for this long loses its connection (QueryTimeoutError).
    */
   idleInTransactionMs?: number;
+  /**
+   * At most this many units of work of one tenant at once in this process (0:
+   * no limit; default 4); more wait their turn up to `turnWaitMs` (default
+   * 5000), then get TenantBusyError. See tenant-gate.ts.
+   */
+  maxConcurrentPerTenant?: number;
+  turnWaitMs?: number;
 }
 
 /**
@@ -105,6 +113,7 @@ export class TenantContext {
   readonly #idleInTransactionMs: number;
   readonly #cache = new Map<string, Cached>();
   readonly #touched = new Map<string, number>();
+  readonly #gate: TenantGate;
 
   constructor(orm: Orm, pool: Pool, options: TenantContextOptions) {
     this.#orm = orm;
@@ -113,11 +122,26 @@ export class TenantContext {
     this.#touchMs = (options.touchIntervalSeconds ?? 60) * 1000;
     this.#statementTimeoutMs = timeLimit(options.statementTimeoutMs ?? 5000, 'statementTimeoutMs');
     this.#idleInTransactionMs = timeLimit(options.idleInTransactionMs ?? 10_000, 'idleInTransactionMs');
+    this.#gate = new TenantGate(options.maxConcurrentPerTenant ?? 4, options.turnWaitMs ?? 5000);
   }
 
-  /** Runs fn in one transaction as the tenant; refuses unknown and non-active tenants. */
+  /**
+   * Runs fn in one transaction as the tenant; refuses unknown and non-active
+   * tenants, and waits for a turn when the tenant has its share running.
+   * Never call run() for the same tenant from inside fn: it would hold one
+   * turn while waiting for another.
+   */
   async run<T>(tenantId: string, fn: (uow: UnitOfWork) => Promise<T>, options: RunOptions = {}): Promise<T> {
     const tenant = await this.resolve(tenantId);
+    return this.#gate.through(tenant.id, () => this.#runBound(tenant, fn, options));
+  }
+
+  async #runBound<T>(
+    tenant: sql.TenantRow,
+    fn: (uow: UnitOfWork) => Promise<T>,
+    options: RunOptions,
+  ): Promise<T> {
+    const tenantId = tenant.id;
     const schema = checkTenantName(tenant.schema_name);
     const role = checkTenantName(tenant.role_name);
     if (this.#dueForTouch(tenantId)) {

@@ -8,6 +8,7 @@ import { InvalidInputError, PermissionDeniedError, QueryTimeoutError } from '../
 import type { Logger } from '../../kernel/logger.ts';
 import {
   LegalHoldError,
+  TenantBusyError,
   TenantNotFoundError,
   TenantSuspendedError,
   TenantUnavailableError,
@@ -71,6 +72,14 @@ export function problemFor(err: unknown): HttpProblem {
   // PostgreSQL's own text names tables and roles: not for the client.
   if (err instanceof PermissionDeniedError) {
     return { status: 403, code: 'permission_denied', message: 'Permission denied.' };
+  }
+  if (err instanceof TenantBusyError) {
+    return {
+      status: 429,
+      code: 'tenant_busy',
+      message: 'This workspace has too much going on at once. Try again in a moment.',
+      details: { retryAfterSeconds: err.retryAfterSeconds },
+    };
   }
   // statement_timeout / idle_in_transaction_session_timeout: the work was stopped and rolled back.
   if (err instanceof QueryTimeoutError) {
@@ -227,7 +236,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       if (!res.writableEnded) res.destroy();
       return;
     }
-    if (err instanceof RateLimitedError || err instanceof ServerBusyError) {
+    if (err instanceof RateLimitedError || err instanceof ServerBusyError || err instanceof TenantBusyError) {
       res.setHeader('Retry-After', String(err.retryAfterSeconds));
     }
     answer(req, res, problem);

@@ -35,7 +35,8 @@ describe('TenantContext.run (unit of work)', () => {
     // A pool of 2 connections: every unit of work reuses a connection another tenant just had.
     const created = await createOrm(db.url, 2);
     orm = created.orm;
-    ctx = new TenantContext(orm, created.pool, { cacheMs: 0 });
+    // Hundreds of units of work queue here on a pool of 2: let them wait for their turn as long as it takes.
+    ctx = new TenantContext(orm, created.pool, { cacheMs: 0, turnWaitMs: 60_000 });
     await ctx.run(b.id, (uow) => uow.query("INSERT INTO notes (title) VALUES ('secret of B')"));
   });
   after(async () => {

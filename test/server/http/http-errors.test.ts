@@ -7,6 +7,7 @@ import { createApp } from '../../../server/http/app.ts';
 import {
   LegalHoldError,
   MigrationError,
+  TenantBusyError,
   TenantNotFoundError,
   TenantSuspendedError,
   TenantUnavailableError,
@@ -20,6 +21,7 @@ const errors: Record<string, () => unknown> = {
   'tenant-archived': () => new TenantUnavailableError('t_abc', 'archived'),
   'invalid-input': () => new InvalidInputError('title must not be empty'),
   'legal-hold': () => new LegalHoldError('t_abc'),
+  'tenant-busy': () => new TenantBusyError('abc', 4),
   'permission-denied': () => new PermissionDeniedError('permission denied for table notes', '42501', null),
   'database-error': () => new DatabaseError('relation "t_abc.secret_table" does not exist', '42P01', null),
   'migration-error': () => new MigrationError('0002_x', new Error('syntax error')),
@@ -51,6 +53,7 @@ describe('the error handler maps typed errors to HTTP', () => {
     ['tenant-archived', 403, 'tenant_unavailable'],
     ['invalid-input', 400, 'invalid_input'],
     ['legal-hold', 409, 'legal_hold'],
+    ['tenant-busy', 429, 'tenant_busy'],
     ['permission-denied', 403, 'permission_denied'],
     ['database-error', 500, 'internal_error'],
     ['migration-error', 500, 'internal_error'],
@@ -71,6 +74,13 @@ describe('the error handler maps typed errors to HTTP', () => {
       assert.equal(res.body.error.code, code);
     });
   }
+
+  test('a busy workspace is told when to try again (Retry-After)', async () => {
+    const res = await request(app().app).get('/throw/tenant-busy');
+    assert.equal(res.status, 429);
+    assert.equal(res.headers['retry-after'], '1');
+    assert.match(res.body.error.message, /too much going on/);
+  });
 
   test('the body is exactly { error: { code, message, details? } }', async () => {
     const res = await request(app().app).get('/throw/tenant-archived').expect(403);
