@@ -56,7 +56,9 @@ describe('a fair share per tenant (TENANT_MAX_CONCURRENT)', () => {
         return i;
       }),
     );
-    await sleep(100);
+    // Wait until two are inside (resolving the tenant takes a query each), then give the third time to slip in.
+    for (const deadline = Date.now() + 10_000; order.length < 2 && Date.now() < deadline; ) await sleep(10);
+    await sleep(200);
     const entered = order.length;
     release.open();
     assert.deepEqual(await Promise.all(runs), [0, 1, 2]);
@@ -67,8 +69,14 @@ describe('a fair share per tenant (TENANT_MAX_CONCURRENT)', () => {
 
   test('another tenant is not held up while one has its share running', async () => {
     const release = gate();
-    const held = [0, 1].map(() => ctx.run(a.id, () => release.opened));
-    await sleep(50);
+    let inside = 0;
+    const held = [0, 1].map(() =>
+      ctx.run(a.id, () => {
+        inside++;
+        return release.opened;
+      }),
+    );
+    for (const deadline = Date.now() + 10_000; inside < 2 && Date.now() < deadline; ) await sleep(10);
     const quiet = await ctx.run(b.id, async (uow) => uow.query<{ n: number }>('SELECT 1 AS n'));
     assert.deepEqual(quiet, [{ n: 1 }]);
     release.open();
@@ -77,8 +85,15 @@ describe('a fair share per tenant (TENANT_MAX_CONCURRENT)', () => {
 
   test('a unit of work that finds no turn in time is refused with TenantBusyError and runs nothing', async () => {
     const release = gate();
-    const held = [0, 1].map(() => ctx.run(a.id, () => release.opened));
-    await sleep(50);
+    let inside = 0;
+    const held = [0, 1].map(() =>
+      ctx.run(a.id, () => {
+        inside++;
+        return release.opened;
+      }),
+    );
+    for (const deadline = Date.now() + 10_000; inside < 2 && Date.now() < deadline; ) await sleep(10);
+    assert.equal(inside, 2);
     let ran = false;
     await assert.rejects(
       ctx.run(a.id, async () => {

@@ -52,7 +52,8 @@ async function lockTable(url: string, table: string): Promise<{ release(): Promi
 
 /** Until `n` statements wait for a lock on `table`: that many requests are in flight, holding their slots. */
 async function waiters(pool: Pool, table: string, n: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
+  // Generous: the whole suite runs files in parallel on two cores.
+  const deadline = Date.now() + 45_000;
   for (;;) {
     const { rows } = await pool.query<{ n: number }>(
       'SELECT count(*)::int AS n FROM pg_locks WHERE relation = to_regclass($1) AND NOT granted',
