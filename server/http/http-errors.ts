@@ -236,9 +236,9 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       if (!res.writableEnded) res.destroy();
       return;
     }
-    if (err instanceof RateLimitedError || err instanceof ServerBusyError || err instanceof TenantBusyError) {
-      res.setHeader('Retry-After', String(err.retryAfterSeconds));
-    }
+    // Every "try again later" problem carries its wait; the header says the same.
+    const retryAfter = (problem.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+    if (typeof retryAfter === 'number') res.setHeader('Retry-After', String(retryAfter));
     answer(req, res, problem);
   };
 }

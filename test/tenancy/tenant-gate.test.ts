@@ -67,16 +67,23 @@ describe('a fair share per tenant (TENANT_MAX_CONCURRENT)', () => {
     assert.deepEqual([...order].sort(), [0, 1, 2]);
   });
 
-  test('another tenant is not held up while one has its share running', async () => {
+  /** `n` units of work of tenant A, all inside and waiting for `release`. */
+  async function holdTurns(n: number) {
     const release = gate();
     let inside = 0;
-    const held = [0, 1].map(() =>
+    const held = Array.from({ length: n }, () =>
       ctx.run(a.id, () => {
         inside++;
         return release.opened;
       }),
     );
-    for (const deadline = Date.now() + 10_000; inside < 2 && Date.now() < deadline; ) await sleep(10);
+    for (const deadline = Date.now() + 10_000; inside < n && Date.now() < deadline; ) await sleep(10);
+    assert.equal(inside, n, `${n} units of work are inside`);
+    return { release, held };
+  }
+
+  test('another tenant is not held up while one has its share running', async () => {
+    const { release, held } = await holdTurns(2);
     const quiet = await ctx.run(b.id, async (uow) => uow.query<{ n: number }>('SELECT 1 AS n'));
     assert.deepEqual(quiet, [{ n: 1 }]);
     release.open();
@@ -84,16 +91,7 @@ describe('a fair share per tenant (TENANT_MAX_CONCURRENT)', () => {
   });
 
   test('a unit of work that finds no turn in time is refused with TenantBusyError and runs nothing', async () => {
-    const release = gate();
-    let inside = 0;
-    const held = [0, 1].map(() =>
-      ctx.run(a.id, () => {
-        inside++;
-        return release.opened;
-      }),
-    );
-    for (const deadline = Date.now() + 10_000; inside < 2 && Date.now() < deadline; ) await sleep(10);
-    assert.equal(inside, 2);
+    const { release, held } = await holdTurns(2);
     let ran = false;
     await assert.rejects(
       ctx.run(a.id, async () => {
