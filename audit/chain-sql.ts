@@ -131,16 +131,23 @@ export const allowRetention = (): Statement => ({
  * Prunes, per tenant or platform chain, the longest prefix whose entries all
  * happened before the cutoff: payload to NULL, hash kept. A prefix (rather
  * than every old entry) keeps the rule simple for export and verify: a chain
- * has its payloads from some seq on. Tenants under legal hold are skipped
+ * has its payloads from some seq on. The prefix ends at a signed checkpoint,
+ * so an export of what is left starts anchored at that checkpoint
+ * (docs/AUDIT-FORMAT.md, manifest `start` = retention). Tenants under legal hold are skipped
  * here, and the trigger refuses them anyway. The registry chain is never pruned.
  */
 export const prunePayloads = (cutoff: Date): Statement => ({
-  text: `WITH keep AS (
+  text: `WITH old AS (
            SELECT chain, coalesce(min(seq) FILTER (WHERE occurred_at >= $1), max(seq) + 1) AS keep_from
              FROM control.audit_log
             WHERE chain <> 'registry'
               AND chain NOT IN (SELECT 't_' || id FROM control.tenants WHERE legal_hold)
-            GROUP BY chain)
+            GROUP BY chain),
+         keep AS (
+           SELECT old.chain,
+                  coalesce((SELECT max(k.size) FROM control.audit_checkpoints k
+                             WHERE k.chain = old.chain AND k.size < old.keep_from), 0) + 1 AS keep_from
+             FROM old)
          UPDATE control.audit_log l SET entry = NULL
            FROM keep
           WHERE l.chain = keep.chain AND l.seq < keep.keep_from AND l.entry IS NOT NULL`,

@@ -11,6 +11,7 @@ let db: TestDatabase;
 let signer: Signer;
 const OLD = 'oooooooooo01';
 const HELD = 'hhhhhhhhhh01';
+const ALIGN = 'aaaaaaaaaa09';
 const DAY = 86_400_000;
 
 /** Runs one statement as the owner of the tables (the test role, a superuser even). */
@@ -27,11 +28,17 @@ describe('the audit trail is append-only', () => {
       [OLD, HELD],
     );
     const long = new Date(Date.now() - 3000 * DAY);
-    for (const tenant of [OLD, HELD]) {
+    // Seal 1 ends OLD and HELD at seq 3 and ALIGN at seq 2; seal 2 adds the rest.
+    for (const tenant of [OLD, HELD])
       for (let i = 0; i < 3; i++) await insertEvent(db.pool, event(tenant, 'note.update', { i }), long);
+    for (let i = 0; i < 2; i++) await insertEvent(db.pool, event(ALIGN, 'note.update', { i }), long);
+    await sealAll(db.pool, signer);
+    for (const tenant of [OLD, HELD]) {
       await insertEvent(db.pool, event(tenant, 'note.update', { i: 'recent' }));
       await insertEvent(db.pool, event(tenant, 'note.update', { i: 'old again' }), long); // after a recent one
     }
+    await insertEvent(db.pool, event(ALIGN, 'note.update', { i: 'old, sealed with a recent one' }), long);
+    await insertEvent(db.pool, event(ALIGN, 'note.update', { i: 'recent' }));
     await sealAll(db.pool, signer);
   });
   after(async () => {
@@ -86,7 +93,11 @@ describe('the audit trail is append-only', () => {
   test('retention prunes only the old prefix of payloads and keeps every hash, so the chain still verifies', async () => {
     const before = await readChain(db.pool, `t_${OLD}`);
     const result = await pruneAuditPayloads(db.pool, { retentionDays: 2557 });
-    assert.equal(result.pruned, 3, 'seq 1-3; seq 5 is old but comes after a recent entry');
+    assert.equal(
+      result.pruned,
+      3 + 2,
+      'OLD seq 1-3 (seq 5 is old but comes after a recent entry), ALIGN seq 1-2',
+    );
     const afterPrune = await readChain(db.pool, `t_${OLD}`);
     assert.deepEqual(
       afterPrune.map((r) => r.entry === null),
@@ -102,6 +113,16 @@ describe('the audit trail is append-only', () => {
       "SELECT count(*)::int AS n FROM control.audit_log WHERE chain = 'registry' AND entry IS NULL",
     );
     assert.equal(rows[0].n, 0, 'the registry chain is never pruned');
+  });
+
+  test('retention prunes only up to a signed checkpoint, so what is left starts at an anchor', async () => {
+    // ALIGN: seq 1-2 sealed (checkpoint at 2), then seq 3 (old) and 4 (recent) sealed together.
+    const afterPrune = await readChain(db.pool, `t_${ALIGN}`);
+    assert.deepEqual(
+      afterPrune.map((r) => r.entry === null),
+      [true, true, false, false],
+      'seq 3 is old too, but no checkpoint ends at 3: it is kept until one does',
+    );
   });
 
   test('a tenant under legal hold keeps every payload, and the trigger refuses pruning it directly', async () => {
