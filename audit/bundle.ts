@@ -1,14 +1,15 @@
-// Writes an export bundle (.tar.gz, docs/AUDIT-FORMAT.md) from chains of
-// sealed entries, streaming: entries pass through one at a time and are never
-// all in memory.
+// Writes an export bundle, format v2 (.tar.gz, docs/AUDIT-FORMAT.md) from
+// chains of sealed entries, streaming: entries pass through one at a time and
+// are never all in memory.
 //
-// A tar header carries the size of its file, and the manifest carries the
-// SHA-256 of every file, so neither can be written before its file is
-// complete. Each file is therefore first spooled to a temporary file while it
-// is hashed and counted (phase one, `spoolBundle`); then the tar streams the
-// spooled files, each with its now-known size, and the manifest last (phase
-// two, `writeTo`). The export reads the database only in phase one, so its
-// snapshot is released before a slow reader (an HTTP client) drains phase two.
+// The manifest goes first in the tar, so a verifier can check its signature
+// and learn every file's hash, every chain's range and anchor before it reads
+// anything else; but it carries the SHA-256 of every file, and a tar header
+// the size of its file. So each file is first spooled to a temporary file
+// while it is hashed and counted (phase one, `spoolBundle`), the manifest is
+// built and signed; then the tar streams the manifest and the spooled files
+// (phase two, `writeTo`). The export reads the database only in phase one, so
+// its snapshot is released before a slow reader (an HTTP client) drains phase two.
 
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
@@ -19,36 +20,51 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { writeTarGz } from '../kernel/archive.ts';
 import {
+  BUNDLE_FORMAT_V2,
   type BundleFilter,
+  type BundleKind,
   CHECKPOINTS_FILE,
   CSV_FILE,
   canonicalBytes,
   ENTRIES_FILE,
-  FORMAT_VERSION,
   KEYS_FILE,
   MANIFEST_FILE,
-  type Manifest,
-  type ManifestChain,
+  type ManifestChainV2,
   type ManifestFile,
+  type ManifestV2,
+  manifestSigningBytes,
   type SignedCheckpoint,
+  type SignedManifest,
 } from './verifier/bundle-format.ts';
+import { formatTime } from './verifier/entry.ts';
 
 export interface BundleChain {
-  /** firstSeq..lastSeq and hash_{firstSeq-1}, as they go into the manifest. */
-  range: ManifestChain;
+  /** firstSeq..lastSeq, hash_{firstSeq-1} and why it starts there, as they go into the manifest. */
+  range: ManifestChainV2;
+  /** The signed checkpoint at firstSeq - 1, when the range does not start at genesis. */
+  anchor: SignedCheckpoint | null;
   /** The signed checkpoint at lastSeq. */
   checkpoint: SignedCheckpoint;
   /** The exact stored bytes of entries firstSeq..lastSeq, in order. */
   entries: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 }
 
+/** What signs the manifest: the audit signing key (audit/signing.ts Signer fits). */
+export interface ManifestSigner {
+  readonly keyId: string;
+  sign(bytes: Uint8Array): Buffer;
+}
+
 export interface BundleContent {
   origin: string;
   createdAt?: Date;
+  kind: BundleKind;
   filter?: Partial<BundleFilter>;
   /** keys.json: the published public keys (informational; verifiers pin their own). */
   keys: unknown;
+  /** In ascending byte order of chain name (the manifest's order). */
   chains: AsyncIterable<BundleChain> | Iterable<BundleChain>;
+  signer: ManifestSigner;
 }
 
 export interface BundleOptions {
@@ -58,7 +74,7 @@ export interface BundleOptions {
 }
 
 export interface SpooledBundle {
-  manifest: Manifest;
+  manifest: ManifestV2;
   /** manifest.json exactly as it goes into the tar. */
   manifestBytes: Buffer;
   entries: number;
@@ -90,16 +106,21 @@ export async function spoolBundle(
   const dir = await mkdtemp(path.join(options.tmpDir ?? tmpdir(), 'enclave-bundle-'));
   const dispose = () => rm(dir, { recursive: true, force: true });
   try {
+    const checkpointsFile = new SpoolFile(path.join(dir, CHECKPOINTS_FILE));
     const entriesFile = new SpoolFile(path.join(dir, ENTRIES_FILE));
     const csvFile = new SpoolFile(path.join(dir, CSV_FILE));
-    const checkpointsFile = new SpoolFile(path.join(dir, CHECKPOINTS_FILE));
     const keysFile = new SpoolFile(path.join(dir, KEYS_FILE));
-    const spools = [entriesFile, csvFile, checkpointsFile, keysFile];
-    const chains: ManifestChain[] = [];
+    const spools = [checkpointsFile, entriesFile, csvFile, keysFile]; // V2_FILES, in tar order
+    const chains: ManifestChainV2[] = [];
     let entries = 0;
     try {
       await csvFile.write(Buffer.from(`${CSV_COLUMNS.join(',')}\r\n`));
       for await (const chain of content.chains) {
+        const last = chains.at(-1)?.chain;
+        if (last !== undefined && Buffer.compare(Buffer.from(last), Buffer.from(chain.range.chain)) >= 0)
+          throw new Error(
+            `chains must come in ascending byte order of name: ${chain.range.chain} after ${last}`,
+          );
         chains.push({ ...chain.range });
         for await (const bytes of chain.entries) {
           if (bytes.includes(NEWLINE))
@@ -110,7 +131,9 @@ export async function spoolBundle(
           entries++;
           if (options.onProgress && entries % 10_000 === 0) options.onProgress(entries);
         }
-        await checkpointsFile.write(Buffer.concat([canonicalBytes(chain.checkpoint), LF]));
+        // After the entries: a writer may sign the end checkpoint once it has hashed them.
+        for (const cp of checkpointsOf(chain))
+          await checkpointsFile.write(Buffer.concat([canonicalBytes(cp), LF]));
       }
       await keysFile.write(Buffer.from(`${JSON.stringify(content.keys, null, 2)}\n`));
     } finally {
@@ -118,10 +141,12 @@ export async function spoolBundle(
     }
     options.onProgress?.(entries);
     const createdAt = content.createdAt ?? new Date();
-    const manifest: Manifest = {
-      v: FORMAT_VERSION,
+    const manifest: ManifestV2 = {
+      v: BUNDLE_FORMAT_V2,
       origin: content.origin,
-      createdAt: createdAt.toISOString(),
+      createdAt: formatTime(createdAt),
+      keyId: content.signer.keyId,
+      kind: content.kind,
       filter: {
         tenant: content.filter?.tenant ?? null,
         from: content.filter?.from ?? null,
@@ -130,7 +155,11 @@ export async function spoolBundle(
       chains,
       files: spools.map((s) => s.summary()),
     };
-    const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
+    const signed: SignedManifest = {
+      manifest,
+      signature: content.signer.sign(manifestSigningBytes(manifest)).toString('base64'),
+    };
+    const manifestBytes = Buffer.concat([canonicalBytes(signed), LF]);
     return {
       manifest,
       manifestBytes,
@@ -139,8 +168,8 @@ export async function spoolBundle(
         writeTarGz(
           out,
           [
-            ...spools.map((s) => ({ name: path.basename(s.path), file: s.path, size: s.bytes })),
             { name: MANIFEST_FILE, body: manifestBytes },
+            ...spools.map((s) => ({ name: path.basename(s.path), file: s.path, size: s.bytes })),
           ],
           createdAt,
         ),
@@ -150,6 +179,22 @@ export async function spoolBundle(
     await dispose();
     throw err;
   }
+}
+
+/** checkpoints.jsonl's lines for one chain: its anchor, then its end (one line when they are the same size). */
+function checkpointsOf(chain: BundleChain): SignedCheckpoint[] {
+  const { anchor, checkpoint, range } = chain;
+  if ((range.start === 'genesis') !== (anchor === null))
+    throw new Error(
+      `chain ${range.chain}: an anchor is needed exactly when the range does not start at genesis`,
+    );
+  if (anchor && anchor.checkpoint.size !== range.firstSeq - 1)
+    throw new Error(`chain ${range.chain}: the anchor is not at seq ${range.firstSeq - 1}`);
+  if (checkpoint.checkpoint.size !== range.lastSeq)
+    throw new Error(`chain ${range.chain}: the end checkpoint is not at seq ${range.lastSeq}`);
+  return anchor && anchor.checkpoint.size !== checkpoint.checkpoint.size
+    ? [anchor, checkpoint]
+    : [checkpoint];
 }
 
 const LF = Buffer.from('\n');

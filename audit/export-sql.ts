@@ -37,6 +37,20 @@ export const selectLatestCheckpoint = (chain: string, to: string | null): Statem
   values: [chain, to],
 });
 
+/** The newest checkpoint of at most `size` entries: a partial chain's anchor. */
+export const selectCheckpointAtOrBelow = (chain: string, size: number): Statement => ({
+  text: `SELECT size, checkpoint, signature FROM control.audit_checkpoints
+          WHERE chain = $1 AND size <= $2 ORDER BY size DESC LIMIT 1`,
+  values: [chain, size],
+});
+
+/** The oldest checkpoint of at least `size` entries (an anchor after a prune older than format v2). */
+export const selectCheckpointAtOrAbove = (chain: string, size: number): Statement => ({
+  text: `SELECT size, checkpoint, signature FROM control.audit_checkpoints
+          WHERE chain = $1 AND size >= $2 ORDER BY size LIMIT 1`,
+  values: [chain, size],
+});
+
 /** The first seq at or before `size` whose entry happened at or after `from` (null: none). */
 export const selectFirstSeqFrom = (chain: string, size: number, from: Date): Statement => ({
   text: `SELECT min(seq) AS seq FROM control.audit_log WHERE chain = $1 AND seq <= $2 AND occurred_at >= $3`,

@@ -1,7 +1,9 @@
-// Exports sealed chains as a bundle (docs/AUDIT-FORMAT.md, "Export bundle"):
-// per chain, its latest checkpoint (at or before --to), the entries from
-// seq 1 (or the first at or after --from, or the first whose payload was not
-// pruned) up to that checkpoint's size, and hash_{firstSeq-1} to link them.
+// Exports sealed chains as a bundle, format v2 (docs/AUDIT-FORMAT.md, "Export
+// bundle"): per chain, its latest checkpoint (at or before --to) and the
+// entries up to that checkpoint's size, from seq 1 or, when --from or
+// retention says to start later, from just after a signed checkpoint (the
+// anchor), so that the start of a partial chain is proven, not claimed. The
+// manifest is signed with the audit signing key.
 //
 // Everything is read in one REPEATABLE READ snapshot, entries through a
 // server-side cursor in batches, so millions of entries never sit in memory
@@ -12,15 +14,16 @@ import { createHash } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { type AuditActor, type AuditContext, record } from '../kernel/audit-inbox.ts';
 import { type Client, type Pool, run, transaction } from '../kernel/db.ts';
+import { InvalidInputError } from '../kernel/errors.ts';
 import { ident } from '../kernel/identifiers.ts';
-import { type BundleChain, type SpooledBundle, spoolBundle } from './bundle.ts';
+import { type BundleChain, type ManifestSigner, type SpooledBundle, spoolBundle } from './bundle.ts';
 import * as sql from './export-sql.ts';
 import { readOrigin } from './sealer.ts';
 import { publicKeys } from './signing.ts';
-import { type ManifestChain, type SignedCheckpoint, ZERO_HASH } from './verifier/bundle-format.ts';
+import { type ChainStart, type SignedCheckpoint, ZERO_HASH } from './verifier/bundle-format.ts';
 import { parseCanonical } from './verifier/canonical.ts';
 import type { Checkpoint } from './verifier/entry.ts';
-import { formatTime, tenantChain } from './verifier/entry.ts';
+import { formatTime, REGISTRY_CHAIN, tenantChain } from './verifier/entry.ts';
 
 export interface ExportOptions {
   /** Only this tenant's chain; without it every chain, the platform and registry chains included. */
@@ -37,6 +40,8 @@ export interface ExportOptions {
   onProgress?: (done: number, total: number) => void;
   /** Rows per FETCH from the cursor. */
   batchSize?: number;
+  /** Signs the manifest: the audit signing key, the current published one. */
+  signer: ManifestSigner;
 }
 
 export interface ExportSummary {
@@ -48,6 +53,11 @@ export interface ExportSummary {
 
 export class AuditExportError extends Error {
   override name = 'AuditExportError';
+}
+
+/** The selection holds nothing signed: no bundle rather than one that proves nothing. */
+export class NothingToExportError extends InvalidInputError {
+  override name = 'NothingToExportError';
 }
 
 const CURSOR = 'audit_export_entries';
@@ -113,6 +123,11 @@ async function spoolFromDatabase(
     total += plan.range.lastSeq - plan.range.firstSeq + 1;
     plans.push(plan);
   }
+  const before = filter.to ? ` signed at or before ${filter.to}` : '';
+  if (filter.tenant && plans.length === 0)
+    throw new NothingToExportError(`tenant ${filter.tenant} has no audit checkpoint${before}`);
+  if (!filter.tenant && !plans.some((p) => p.range.chain === REGISTRY_CHAIN))
+    throw new NothingToExportError(`nothing has been sealed${before}`);
   let done = 0;
   const batchSize = options.batchSize ?? 2000;
   const chains = plans.map((p) => ({
@@ -128,6 +143,8 @@ async function spoolFromDatabase(
   return spoolBundle(
     {
       origin,
+      kind: filter.tenant ? 'tenant' : 'full',
+      signer: options.signer,
       filter,
       keys: {
         keys: (await publicKeys(client)).map((k) => ({
@@ -146,36 +163,63 @@ async function spoolFromDatabase(
   );
 }
 
-/** The range, link hash and checkpoint of one chain; undefined when it has no checkpoint (at or before `to`). */
+/**
+ * The range, anchor and end checkpoint of one chain; undefined when it has no
+ * checkpoint (at or before `to`). A range that does not start at seq 1 starts
+ * right after a signed checkpoint, widened back to one if `from` falls
+ * between two.
+ */
 async function planChain(
   client: Client,
   chain: string,
   options: ExportOptions,
   to: string | null,
 ): Promise<BundleChain | undefined> {
-  const cp = (await run<sql.CheckpointRow>(client, sql.selectLatestCheckpoint(chain, to))).rows[0];
-  if (!cp) return undefined;
-  const size = Number(cp.size);
+  const end = await checkpointOf(client, sql.selectLatestCheckpoint(chain, to));
+  if (!end) return undefined;
+  const size = end.checkpoint.size;
   const firstSeqOf = async (statement: { text: string; values: unknown[] }) => {
     const seq = (await run<{ seq: number | null }>(client, statement)).rows[0]?.seq;
-    return seq == null ? size + 1 : Number(seq);
+    return seq == null ? size + 1 : Math.min(Number(seq), size + 1);
   };
-  let firstSeq = options.from ? await firstSeqOf(sql.selectFirstSeqFrom(chain, size, options.from)) : 1;
-  // Retention pruned a prefix: start after it (the manifest's prevHash links the rest).
-  firstSeq = Math.max(firstSeq, await firstSeqOf(sql.selectFirstKeptSeq(chain)));
-  firstSeq = Math.min(firstSeq, size + 1);
-  let prevHash = ZERO_HASH;
-  if (firstSeq > 1) {
-    const row = (await run<{ hash: Buffer }>(client, sql.selectHash(chain, firstSeq - 1))).rows[0];
-    if (!row) throw new AuditExportError(`chain ${chain} has no entry ${firstSeq - 1}: the log is damaged`);
-    prevHash = row.hash;
+  const wanted = options.from ? await firstSeqOf(sql.selectFirstSeqFrom(chain, size, options.from)) : 1;
+  const kept = await firstSeqOf(sql.selectFirstKeptSeq(chain)); // retention pruned seq 1..kept-1
+  const first = Math.max(wanted, kept);
+  if (first === 1)
+    return {
+      range: rangeOf(chain, 1, size, ZERO_HASH, 'genesis'),
+      anchor: null,
+      checkpoint: end,
+      entries: [],
+    };
+  let anchor = await checkpointOf(client, sql.selectCheckpointAtOrBelow(chain, first - 1));
+  let start: ChainStart = kept > wanted ? 'retention' : 'from';
+  if (!anchor || anchor.checkpoint.size < kept - 1) {
+    // Pruned before format v2, between two checkpoints: start at the next one.
+    anchor = await checkpointOf(client, sql.selectCheckpointAtOrAbove(chain, kept - 1));
+    start = 'retention';
   }
-  const range: ManifestChain = { chain, firstSeq, lastSeq: size, prevHash: prevHash.toString('hex') };
-  const checkpoint: SignedCheckpoint = {
-    checkpoint: parseCanonical(cp.checkpoint) as Checkpoint,
-    signature: cp.signature.toString('base64'),
+  if (!anchor)
+    throw new AuditExportError(`chain ${chain} has no checkpoint to anchor seq ${first}: the log is damaged`);
+  const firstSeq = anchor.checkpoint.size + 1;
+  const prevHash = Buffer.from(anchor.checkpoint.head, 'hex');
+  return { range: rangeOf(chain, firstSeq, size, prevHash, start), anchor, checkpoint: end, entries: [] };
+}
+
+function rangeOf(chain: string, firstSeq: number, lastSeq: number, prevHash: Buffer, start: ChainStart) {
+  return { chain, firstSeq, lastSeq, prevHash: prevHash.toString('hex'), start };
+}
+
+async function checkpointOf(
+  client: Client,
+  statement: { text: string; values: unknown[] },
+): Promise<SignedCheckpoint | undefined> {
+  const row = (await run<sql.CheckpointRow>(client, statement)).rows[0];
+  if (!row) return undefined;
+  return {
+    checkpoint: parseCanonical(row.checkpoint) as Checkpoint,
+    signature: row.signature.toString('base64'),
   };
-  return { range, checkpoint, entries: [] };
 }
 
 /**
@@ -184,7 +228,11 @@ async function planChain(
  * (a gap), so that the verifier, not the exporter, reports the damage; a
  * pruned payload inside the range cannot be written at all and fails the export.
  */
-async function* readEntries(client: Client, range: ManifestChain, batchSize: number): AsyncGenerator<Buffer> {
+async function* readEntries(
+  client: Client,
+  range: BundleChain['range'],
+  batchSize: number,
+): AsyncGenerator<Buffer> {
   if (range.lastSeq < range.firstSeq) return;
   const cursor = ident(CURSOR);
   await run(client, sql.declareEntryCursor(cursor, range.chain, range.firstSeq, range.lastSeq));

@@ -1,8 +1,9 @@
 // Offline verify throughput on a bundle of 1,000,000 entries, and the memory
-// it takes. The bundle is synthetic but format-exact: entries are built by the
-// sealer's own code (audit/verifier/entry.ts entryOf + RFC 8785 canonicalBytes), hashed
-// into chains, every chain's checkpoint signed with a bench Ed25519 key, and
-// written by the real bundle writer (audit/bundle.ts). No database.
+// it takes. The bundle is synthetic but format-exact (v2, kind full): entries
+// are built by the sealer's own code (audit/verifier/entry.ts entryOf + RFC 8785
+// canonicalBytes), hashed into chains, every chain's checkpoint signed with a
+// bench Ed25519 key and recorded in a registry chain, and written and signed by
+// the real bundle writer (audit/bundle.ts). No database.
 //
 // Each verify sample runs in a fresh child process, so its heap holds nothing
 // but the verifier's own state; the child samples heap and RSS every 50 ms.
@@ -29,8 +30,22 @@ import { parseArgs } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { type BundleChain, writeBundle } from '../audit/bundle.ts';
-import { canonicalBytes, chainHash, ZERO_HASH } from '../audit/verifier/bundle-format.ts';
-import { checkpointOf, entryOf, formatTime, type InboxRow, tenantChain } from '../audit/verifier/entry.ts';
+import {
+  type Checkpoint,
+  canonicalBytes,
+  chainHash,
+  type SignedCheckpoint,
+  ZERO_HASH,
+} from '../audit/verifier/bundle-format.ts';
+import {
+  checkpointOf,
+  entryOf,
+  formatTime,
+  type InboxRow,
+  REGISTRY_CHAIN,
+  registryEntryOf,
+  tenantChain,
+} from '../audit/verifier/entry.ts';
 import { pinnedKeyId } from '../audit/verifier/keys.ts';
 import { verifyBundle } from '../audit/verifier/verify.ts';
 import { LineSplitter } from '../audit/verifier/verify-entries.ts';
@@ -94,52 +109,80 @@ function inboxRow(id: number, tenant: string, at: Date): InboxRow {
 async function generate(file: string, entries: number, chains: number, privateKey: KeyObject, keyId: string) {
   const perChain = Math.ceil(entries / chains);
   const start = Date.UTC(2026, 0, 1);
-  let id = 0;
-  function* chainsOf(): Generator<BundleChain> {
-    for (let c = 0; c < chains; c++) {
-      const tenant = `bench${String(c).padStart(7, '0')}`;
-      const chain = tenantChain(tenant);
-      const size = Math.min(perChain, entries - c * perChain);
-      if (size <= 0) return;
-      let head = ZERO_HASH;
-      const checkpoint = {
-        checkpoint: checkpointOf({ origin: ORIGIN, chain, size, head: '', keyId, time: '' }),
-        signature: '',
-      };
-      const lines = (function* () {
-        for (let seq = 1; seq <= size; seq++) {
-          id++;
-          const bytes = canonicalBytes(
-            entryOf(inboxRow(id, tenant, new Date(start + id * 1000)), chain, seq, ORIGIN),
-          );
-          head = chainHash(head, bytes);
-          yield bytes;
-        }
-        // The writer takes the checkpoint after the chain's last entry, so it can be signed here.
-        checkpoint.checkpoint = checkpointOf({
-          origin: ORIGIN,
-          chain,
-          size,
-          head: head.toString('hex'),
-          keyId,
-          time: formatTime(new Date(start + id * 1000)),
-        });
-        checkpoint.signature = sign(null, canonicalBytes(checkpoint.checkpoint), privateKey).toString(
-          'base64',
-        );
-      })();
-      yield {
-        range: { chain, firstSeq: 1, lastSeq: size, prevHash: ZERO_HASH.toString('hex') },
-        checkpoint,
-        entries: lines,
-      };
+  const signed = (checkpoint: Checkpoint): SignedCheckpoint => ({
+    checkpoint,
+    signature: sign(null, canonicalBytes(checkpoint), privateKey).toString('base64'),
+  });
+  // Chain c holds entries with ids c * perChain + 1..: the same bytes on both passes.
+  const tenants = Array.from({ length: chains }, (_, c) => ({
+    tenant: `bench${String(c).padStart(7, '0')}`,
+    size: Math.max(0, Math.min(perChain, entries - c * perChain)),
+    firstId: c * perChain,
+  })).filter((t) => t.size > 0);
+  function* linesOf(t: (typeof tenants)[number]): Generator<Buffer> {
+    for (let seq = 1; seq <= t.size; seq++) {
+      const id = t.firstId + seq;
+      yield canonicalBytes(
+        entryOf(inboxRow(id, t.tenant, new Date(start + id * 1000)), tenantChain(t.tenant), seq, ORIGIN),
+      );
     }
+  }
+  // Pass one: every chain's head, so the registry (which sorts before the t_ chains) can record it.
+  const time = formatTime(new Date(start + entries * 1000));
+  const ends = tenants.map((t) => {
+    let head = ZERO_HASH;
+    for (const bytes of linesOf(t)) head = chainHash(head, bytes);
+    const chain = tenantChain(t.tenant);
+    return signed(
+      checkpointOf({ origin: ORIGIN, chain, size: t.size, head: head.toString('hex'), keyId, time }),
+    );
+  });
+  let registryHead = ZERO_HASH;
+  const registryLines = ends.map((end, i) => {
+    const bytes = canonicalBytes(
+      registryEntryOf(end.checkpoint, Buffer.from(end.signature, 'base64'), i + 1, ORIGIN),
+    );
+    registryHead = chainHash(registryHead, bytes);
+    return bytes;
+  });
+  const genesis = (chain: string, size: number) => ({
+    chain,
+    firstSeq: 1,
+    lastSeq: size,
+    prevHash: ZERO_HASH.toString('hex'),
+    start: 'genesis' as const,
+  });
+  function* chainsOf(): Generator<BundleChain> {
+    yield {
+      range: genesis(REGISTRY_CHAIN, registryLines.length),
+      anchor: null,
+      checkpoint: signed(
+        checkpointOf({
+          origin: ORIGIN,
+          chain: REGISTRY_CHAIN,
+          size: registryLines.length,
+          head: registryHead.toString('hex'),
+          keyId,
+          time,
+        }),
+      ),
+      entries: registryLines,
+    };
+    for (const [i, t] of tenants.entries())
+      yield {
+        range: genesis(tenantChain(t.tenant), t.size),
+        anchor: null,
+        checkpoint: ends[i] as SignedCheckpoint,
+        entries: linesOf(t),
+      };
   }
   const started = performance.now();
   const { manifest } = await writeBundle(createWriteStream(file), {
     origin: ORIGIN,
+    kind: 'full',
     keys: { keys: [{ keyId }] },
     chains: chainsOf(),
+    signer: { keyId, sign: (bytes) => sign(null, bytes, privateKey) },
   });
   return { seconds: (performance.now() - started) / 1000, manifest };
 }

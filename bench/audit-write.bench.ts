@@ -99,7 +99,14 @@ async function serveWithBenchRoute(): Promise<void> {
   const pool = createPool(url, Math.max(2, Math.ceil(config.DB_POOL_SIZE / 2)), 'enclave-control');
   await migrateControlPlane(pool);
   const tenants = new TenantContext(orm, pool, { cacheMs: config.TENANT_CACHE_MS });
-  const web = await buildWeb({ config, log, pool, tenants });
+  // This benchmark never exports, so the manifest signer is never called.
+  const auditSigner = {
+    keyId: 'unused',
+    sign: (): Buffer => {
+      throw new Error('the write benchmark does not export');
+    },
+  };
+  const web = await buildWeb({ config, log, pool, tenants, auditSigner });
   const bench = Router();
   bench.post('/bench/notes', requireWorkspace(tenants), async (req, res) => {
     res.setHeader('Cache-Control', 'no-store');

@@ -1,9 +1,11 @@
 // `enclave audit ...`: sealing, keys and retention of the audit trail; the
-// bundle commands (export, verify) are registered from cli/audit-bundle.ts.
+// bundle commands are registered from cli/audit-bundle.ts (export) and
+// cli/audit-verify.ts (verify).
 // The chain commands need the database: cli/audit-chain.ts is imported in
 // their actions, so that `audit verify` never loads pg.
 import type { Command } from 'commander';
 import { registerAuditBundleCommands } from './audit-bundle.ts';
+import { registerAuditVerifyCommand } from './audit-verify.ts';
 
 const chainCommands = () => import('./audit-chain.ts');
 
@@ -44,6 +46,7 @@ export function registerAuditCommands(program: Command): Command {
     .action(async (opts) => {
       process.exitCode = await (await chainCommands()).rotateKeyCommand(opts);
     });
-  registerAuditBundleCommands(audit); // export, verify: cli/audit-bundle.ts
+  registerAuditBundleCommands(audit); // export: cli/audit-bundle.ts
+  registerAuditVerifyCommand(audit); // verify (offline): cli/audit-verify.ts
   return audit;
 }

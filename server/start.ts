@@ -76,7 +76,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       maxConcurrentPerTenant: config.TENANT_MAX_CONCURRENT,
       turnWaitMs: config.TENANT_TURN_WAIT_MS,
     });
-    const web = await buildWeb({ config, log, pool, tenants, abuse: options.abuse });
+    const web = await buildWeb({ config, log, pool, tenants, auditSigner: signer, abuse: options.abuse });
     cleanups.push(web.close);
     await warnTenantsBehind(pool, web.deps.migrations, log);
     const app = createApp({

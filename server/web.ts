@@ -1,12 +1,14 @@
 // Assembles the signed-in web: session store, registry, passport, CSRF and the
 // routers (the list in routes.ts), from the configuration. Kept apart from start.ts (process-level
 // start and stop) and app.ts (Express ordering).
+
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { RequestHandler, Router } from 'express';
+import type { ManifestSigner } from '../audit/bundle.ts';
 import type { Config } from '../kernel/config.ts';
 import type { Pool } from '../kernel/db.ts';
 import type { Logger } from '../kernel/logger.ts';
@@ -45,6 +47,8 @@ export async function buildWeb(options: {
   log: Logger;
   pool: Pool;
   tenants: TenantContext;
+  /** The audit signing key: audit exports sign their manifest with it. */
+  auditSigner: ManifestSigner;
   /** Rate-limit and lockout numbers (tests pass small ones); the defaults are for production. */
   abuse?: AbuseOverrides;
 }): Promise<Web> {
@@ -98,12 +102,13 @@ function routeDeps(
     redis: ReturnType<typeof createSessionBackend>['redis'];
   },
 ): RouteDeps {
-  const { config, log, pool, tenants } = options;
+  const { config, log, pool, tenants, auditSigner } = options;
   const { redis, ...rest } = parts;
   return {
     pool,
     log,
     tenants,
+    auditSigner,
     ...rest,
     tenantQuotaBytes: quotaBytesOf(config.TENANT_QUOTA_MB),
     // Per workspace: exports and searches at once, shared by all instances through Redis when there is one.

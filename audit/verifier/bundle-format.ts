@@ -2,12 +2,13 @@
 // writer (audit/bundle.ts) and the offline verifier (verify.ts). Everything here
 // follows docs/AUDIT-FORMAT.md; the verifier imports nothing that touches a
 // database, a server or a configuration.
+import { canonicalBytes } from './canonical.ts';
 import type { Checkpoint } from './entry.ts';
 
-export { canonicalBytes } from './canonical.ts';
 export { type Checkpoint, chainHash, FORMAT_VERSION, ZERO_HASH } from './entry.ts';
+export { canonicalBytes };
 
-/** The bundle's files, in tar order; the manifest is always last. */
+/** The bundle's files; in v1 in this tar order with the manifest last (v2: V2_FILES). */
 export const ENTRIES_FILE = 'entries.jsonl';
 export const CSV_FILE = 'entries.csv';
 export const CHECKPOINTS_FILE = 'checkpoints.jsonl';
@@ -46,4 +47,41 @@ export interface Manifest {
   filter: BundleFilter;
   chains: ManifestChain[];
   files: ManifestFile[];
+}
+
+// --- format v2 (docs/AUDIT-FORMAT.md, "Export bundle, format v2") -------------
+
+export const BUNDLE_FORMAT_V2 = 2;
+/** v2 tar order: the signed manifest first, then the files it lists, in this order. */
+export const V2_FILES = [CHECKPOINTS_FILE, ENTRIES_FILE, CSV_FILE, KEYS_FILE] as const;
+/** Signed before the manifest's canonical bytes, so a manifest signature never passes as a checkpoint's. */
+export const MANIFEST_SIGNING_PREFIX = 'enclave-audit-manifest-v2\n';
+
+export type BundleKind = 'full' | 'tenant';
+/** Why a chain's range starts where it does: at seq 1, or anchored at a signed checkpoint. */
+export type ChainStart = 'genesis' | 'from' | 'retention';
+
+export interface ManifestChainV2 extends ManifestChain {
+  start: ChainStart;
+}
+
+export interface ManifestV2 {
+  v: 2;
+  origin: string;
+  createdAt: string;
+  keyId: string;
+  kind: BundleKind;
+  filter: BundleFilter;
+  chains: ManifestChainV2[];
+  files: ManifestFile[];
+}
+
+export interface SignedManifest {
+  manifest: ManifestV2;
+  signature: string; // base64 Ed25519 over MANIFEST_SIGNING_PREFIX + canonical(manifest)
+}
+
+/** The bytes a manifest signature covers. */
+export function manifestSigningBytes(manifest: ManifestV2): Buffer {
+  return Buffer.concat([Buffer.from(MANIFEST_SIGNING_PREFIX, 'utf8'), canonicalBytes(manifest)]);
 }

@@ -6,9 +6,10 @@
 export type VerifyReason =
   // the archive itself
   | 'unreadable' // not gzip, not tar, or cut off
-  | 'unexpected-file' // a tar entry that is not a bundle file, a repeat, or anything after the manifest
+  | 'unexpected-file' // a tar entry out of order, repeated, not a regular file, not a bundle file, or after the last
   | 'missing-file'
   | 'manifest-invalid'
+  | 'filter-mismatch' // the content does not match the manifest's kind or filter (v2)
   | 'file-mismatch' // a file's size or SHA-256 differs from the manifest
   // entries.jsonl, line by line
   | 'line-too-long'
@@ -24,7 +25,8 @@ export type VerifyReason =
   | 'checkpoint-invalid'
   | 'unknown-key' // signed by a key that is not pinned
   | 'bad-signature'
-  | 'checkpoint-size' // the signed size is not the chain's last sequence number
+  | 'checkpoint-size' // v1 only: the signed size is not the chain's last sequence number
+  | 'anchor-mismatch' // v2: the anchor's head is not the manifest's prevHash
   | 'head-mismatch' // the recomputed hash is not the signed head
   // against the auditor's earlier checkpoint (--prev)
   | 'prev-invalid'
@@ -34,7 +36,17 @@ export type VerifyReason =
   // against the registry chain (full exports)
   | 'registry-missing-chain'
   | 'registry-shrunk'
+  | 'registry-unrecorded' // v2: the chain goes past, or is absent from, what the registry records
   | 'registry-head';
+
+/**
+ * Where a failure is: `chain <c> seq <n>`, `chain <c>`, `file <name>` or `bundle`
+ * (docs/AUDIT-FORMAT.md, "Verdict lines"). A chain wins over a file.
+ */
+export function placeOf(detail: { chain: string | null; seq: number | null; file?: string | undefined }) {
+  if (detail.chain !== null) return `chain ${detail.chain}${detail.seq === null ? '' : ` seq ${detail.seq}`}`;
+  return detail.file === undefined ? 'bundle' : `file ${detail.file}`;
+}
 
 export interface VerificationDetail {
   chain?: string | null;

@@ -1,6 +1,7 @@
-// The offline verifier's reading side: the .tar.gz streamed once, every file
-// hashed as it passes, entries.jsonl handed line by line to the EntryChecker;
-// then the manifest (the last file) parsed and held against what was read.
+// The offline verifier's reading side: the .tar.gz streamed once, file by
+// file (`Archive`), and format v1's reading of it: every file hashed as it
+// passes, entries.jsonl handed line by line to the EntryChecker; then the
+// manifest (the last file) parsed and held against what was read.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -25,13 +26,75 @@ export interface SeenFile {
   sha256: string;
 }
 
+/** One tar entry: read `body` to its end before asking the archive for the next. */
+export interface TarFile {
+  name: string;
+  /** tar-stream's type: 'file' for a regular file. */
+  type: string;
+  body: AsyncIterable<Buffer>;
+}
+
+/**
+ * gunzip -> tar, one file at a time. Anything the stream cannot read (not
+ * gzip, not tar, cut off) surfaces as `unreadable` from `next`, `end` or
+ * while a body is read (see `unreadable`).
+ */
+export class Archive {
+  private readonly input: Readable;
+  private readonly extract: tar.Extract;
+  private readonly flowing: Promise<void>;
+  private readonly files: AsyncIterator<{ header: tar.Header }>;
+
+  constructor(source: BundleSource) {
+    this.input = source instanceof Uint8Array ? Readable.from([source]) : Readable.from(source);
+    this.extract = tar.extract();
+    this.flowing = pipeline(this.input, createGunzip(), this.extract);
+    this.flowing.catch(() => {}); // awaited in end(): a failed check stops the flow first
+    this.files = this.extract[Symbol.asyncIterator]();
+  }
+
+  /** The next file, or null after the last. */
+  async next(): Promise<TarFile | null> {
+    const r = await this.files.next();
+    if (r.done) return null;
+    const entry = r.value;
+    return {
+      name: entry.header.name,
+      type: entry.header.type,
+      body: entry as unknown as AsyncIterable<Buffer>,
+    };
+  }
+
+  /** After the last file: the rest of the stream must read cleanly. */
+  async end(): Promise<void> {
+    await this.flowing;
+  }
+
+  close(): void {
+    this.input.destroy();
+    this.extract.destroy();
+  }
+}
+
+/** A reading error as the verdict `unreadable`; a verdict or a programming error passes through. */
+export function unreadable(err: unknown): unknown {
+  if (err instanceof VerificationError || err instanceof TypeError || err instanceof RangeError) return err;
+  return new VerificationError(
+    'unreadable',
+    `not a readable .tar.gz: ${(err as Error).message}`,
+    {},
+    { cause: err },
+  );
+}
+
 const SMALL_FILE_LIMIT = 64 << 20; // manifest.json and checkpoints.jsonl hold a few lines per chain
 const HEX64 = /^[0-9a-f]{64}$/;
 
-// --- 1. the archive: every file hashed, entries.jsonl checked as it streams ----
+// --- format v1, 1. the archive: every file hashed, entries.jsonl checked as it streams ----
 
 export async function readArchive(
-  source: BundleSource,
+  first: TarFile,
+  archive: Archive,
   checker: EntryChecker,
   maxLineBytes: number,
   options: { onProgress?: ((entries: number) => void) | undefined },
@@ -39,74 +102,55 @@ export async function readArchive(
   const files = new Map<string, SeenFile>();
   let manifestText: string | undefined;
   let checkpointLines: Buffer[] = [];
-  const input = source instanceof Uint8Array ? Readable.from([source]) : Readable.from(source);
-  const extract = tar.extract();
-  const flowing = pipeline(input, createGunzip(), extract);
-  flowing.catch(() => {}); // read below, after the loop: a failed check stops the flow first
-  try {
-    for await (const entry of extract) {
-      const { name, type } = entry.header;
-      if (manifestText !== undefined)
-        throw new VerificationError(
-          'unexpected-file',
-          `${name} comes after the manifest, which must be the last file`,
-          { file: name },
-        );
-      if (
-        type !== 'file' ||
-        files.has(name) ||
-        (name !== MANIFEST_FILE && !(CONTENT_FILES as readonly string[]).includes(name))
-      )
-        throw new VerificationError('unexpected-file', `"${name}" is not a bundle file (or appears twice)`, {
-          file: name,
-        });
-      const sha = createHash('sha256');
-      let bytes = 0;
-      const small: Buffer[] = [];
-      const lines =
-        name === ENTRIES_FILE ? new LineSplitter(maxLineBytes, (line) => checker.line(line)) : undefined;
-      let lastReport = 0;
-      for await (const chunk of entry as AsyncIterable<Buffer>) {
-        sha.update(chunk);
-        bytes += chunk.length;
-        if (lines) {
-          lines.push(chunk);
-          if (checker.spoolDue) await checker.flush();
-          if (options.onProgress && checker.entries - lastReport >= 50_000) {
-            lastReport = checker.entries;
-            options.onProgress(checker.entries);
-          }
-        } else if (name === MANIFEST_FILE || name === CHECKPOINTS_FILE) {
-          if (bytes > SMALL_FILE_LIMIT)
-            throw new VerificationError(
-              'unexpected-file',
-              `${name} is larger than ${SMALL_FILE_LIMIT} bytes`,
-              { file: name },
-            );
-          small.push(chunk);
+  for (let file: TarFile | null = first; file; file = await archive.next()) {
+    const { name, type } = file;
+    if (manifestText !== undefined)
+      throw new VerificationError(
+        'unexpected-file',
+        `${name} comes after the manifest, which must be the last file`,
+        { file: name },
+      );
+    if (
+      type !== 'file' ||
+      files.has(name) ||
+      (name !== MANIFEST_FILE && !(CONTENT_FILES as readonly string[]).includes(name))
+    )
+      throw new VerificationError('unexpected-file', `"${name}" is not a bundle file (or appears twice)`, {
+        file: name,
+      });
+    const sha = createHash('sha256');
+    let bytes = 0;
+    const small: Buffer[] = [];
+    const lines =
+      name === ENTRIES_FILE ? new LineSplitter(maxLineBytes, (line) => checker.line(line)) : undefined;
+    let lastReport = 0;
+    for await (const chunk of file.body) {
+      sha.update(chunk);
+      bytes += chunk.length;
+      if (lines) {
+        lines.push(chunk);
+        if (checker.spoolDue) await checker.flush();
+        if (options.onProgress && checker.entries - lastReport >= 50_000) {
+          lastReport = checker.entries;
+          options.onProgress(checker.entries);
         }
+      } else if (name === MANIFEST_FILE || name === CHECKPOINTS_FILE) {
+        if (bytes > SMALL_FILE_LIMIT)
+          throw new VerificationError('unexpected-file', `${name} is larger than ${SMALL_FILE_LIMIT} bytes`, {
+            file: name,
+          });
+        small.push(chunk);
       }
-      if (lines && lines.pending > 0)
-        throw new VerificationError('not-canonical', `the last line of ${ENTRIES_FILE} has no newline`, {
-          file: name,
-        });
-      files.set(name, { bytes, sha256: sha.digest('hex') });
-      if (name === MANIFEST_FILE) manifestText = Buffer.concat(small).toString('utf8');
-      if (name === CHECKPOINTS_FILE) checkpointLines = splitLines(Buffer.concat(small));
     }
-    await flowing;
-  } catch (err) {
-    input.destroy();
-    extract.destroy();
-    if (err instanceof VerificationError) throw err;
-    await flowing.catch(() => {});
-    throw new VerificationError(
-      'unreadable',
-      `not a readable .tar.gz: ${(err as Error).message}`,
-      {},
-      { cause: err },
-    );
+    if (lines && lines.pending > 0)
+      throw new VerificationError('not-canonical', `the last line of ${ENTRIES_FILE} has no newline`, {
+        file: name,
+      });
+    files.set(name, { bytes, sha256: sha.digest('hex') });
+    if (name === MANIFEST_FILE) manifestText = Buffer.concat(small).toString('utf8');
+    if (name === CHECKPOINTS_FILE) checkpointLines = splitLines(Buffer.concat(small));
   }
+  await archive.end();
   options.onProgress?.(checker.entries);
   if (manifestText === undefined)
     throw new VerificationError('missing-file', `the bundle has no ${MANIFEST_FILE}`, {
@@ -123,7 +167,7 @@ function splitLines(data: Buffer): Buffer[] {
   return out;
 }
 
-// --- 2. the manifest and the files it lists ----------------------------------
+// --- format v1, 2. the manifest and the files it lists ----------------------------------
 
 export function parseManifest(text: string): Manifest {
   const bad = (why: string): never => {

@@ -1,90 +1,55 @@
-// The offline verifier's signed side: each chain's checkpoint (pinned key,
-// size, head), the auditor's earlier checkpoints (--prev) and the registry
-// chain's records, held against the hashes recomputed from the entries.
-import { type KeyObject, verify } from 'node:crypto';
+// The offline verifier's signed side, shared by both formats: checkpoint
+// signatures with the pinned keys, the auditor's earlier checkpoints (--prev)
+// and the registry chain's records, held against the hashes recomputed from
+// the entries. (v2's checkpoints.jsonl, with anchors, is read in verify-v2.ts.)
+import type { KeyObject } from 'node:crypto';
 import {
   CHECKPOINTS_FILE,
   type Checkpoint,
-  canonicalBytes,
   type Manifest,
   type ManifestChain,
   type SignedCheckpoint,
 } from './bundle-format.ts';
+import { checkSignature, isObject, REGISTRY, signedCheckpointProblem } from './shapes.ts';
 import { VerificationError, type VerifyReason } from './verification-error.ts';
-import type { ChainRun, EntryChecker } from './verify-entries.ts';
+import type { ChainRun, EntryChecker, RegistryRecord } from './verify-entries.ts';
 
-const HEX64 = /^[0-9a-f]{64}$/;
-const KEY_ID = /^[0-9a-f]{16}$/;
-const SIGNATURE = /^[A-Za-z0-9+/]{86}==$/; // 64 bytes, strict base64: one spelling per signature
+/** Ascending byte order of names (UTF-8), as the manifest lists chains. */
+export const byName = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
-// --- 3. checkpoints: pinned key, size, head ----------------------------------
+// --- checkpoints: shape and pinned key ---------------------------------------------
 
-/** A checkpoint's fields have the right types; `what` names it in the error. */
+/** The signed checkpoint, or a failure with `reason` (at its chain and size, when they can be read). */
+/**
+ * The signed checkpoint, or a failure with `reason` at `chain <c> seq <size>`
+ * when both can be read, else at `file` (or the bundle).
+ */
 function checkpointShape(
   value: unknown,
   reason: VerifyReason,
   what: string,
-  chain: string | null,
+  file?: string,
 ): SignedCheckpoint {
-  const sc = value as SignedCheckpoint | null;
-  const cp = sc?.checkpoint as Checkpoint | undefined;
-  if (
-    !sc ||
-    typeof sc !== 'object' ||
-    !cp ||
-    typeof cp !== 'object' ||
-    cp.v !== 1 ||
-    typeof cp.origin !== 'string' ||
-    typeof cp.chain !== 'string' ||
-    !Number.isSafeInteger(cp.size) ||
-    cp.size < 0 ||
-    typeof cp.head !== 'string' ||
-    !HEX64.test(cp.head) ||
-    typeof cp.keyId !== 'string' ||
-    !KEY_ID.test(cp.keyId) ||
-    typeof cp.time !== 'string' ||
-    typeof sc.signature !== 'string'
-  )
-    throw new VerificationError(reason, `${what} is malformed`, { chain: cp?.chain ?? chain });
-  return sc;
+  const problem = signedCheckpointProblem(value);
+  if (problem) {
+    const cp = isObject(value) && isObject(value.checkpoint) ? value.checkpoint : {};
+    const readable = typeof cp.chain === 'string' && Number.isSafeInteger(cp.size);
+    throw new VerificationError(
+      reason,
+      `${what} is malformed: ${problem}`,
+      readable ? { chain: cp.chain as string, seq: cp.size as number } : file === undefined ? {} : { file },
+    );
+  }
+  return value as SignedCheckpoint;
 }
 
-/** Fails unless the checkpoint was signed by a pinned key. */
-function checkSignature(
-  sc: SignedCheckpoint,
-  keys: Map<string, KeyObject>,
-  what: string,
-  prevFailure?: VerifyReason,
-): void {
-  const cp = sc.checkpoint;
-  const at = { chain: cp.chain, seq: cp.size };
-  const key = keys.get(cp.keyId);
-  if (!key)
-    throw new VerificationError(
-      prevFailure ?? 'unknown-key',
-      `${what} is signed by key ${cp.keyId}, which is not a pinned key`,
-      {
-        ...at,
-        expected: [...keys.keys()].join(','),
-        actual: cp.keyId,
-      },
-    );
-  const ok =
-    SIGNATURE.test(sc.signature) &&
-    verify(null, canonicalBytes(cp), key, Buffer.from(sc.signature, 'base64'));
-  if (!ok)
-    throw new VerificationError(
-      prevFailure ?? 'bad-signature',
-      `${what}'s signature does not verify with the pinned key`,
-      at,
-    );
-}
+// --- format v1: one end checkpoint per chain --------------------------------------
 
 export function checkCheckpoints(
   manifest: Manifest,
   lines: Buffer[],
   heads: Map<string, Buffer>,
-  keys: Map<string, KeyObject>,
+  keys: ReadonlyMap<string, KeyObject>,
 ): SignedCheckpoint[] {
   const byChain = new Map<string, SignedCheckpoint>();
   for (const line of lines) {
@@ -96,7 +61,7 @@ export function checkCheckpoints(
         file: CHECKPOINTS_FILE,
       });
     }
-    const sc = checkpointShape(value, 'checkpoint-invalid', 'a checkpoint', null);
+    const sc = checkpointShape(value, 'checkpoint-invalid', 'a checkpoint', CHECKPOINTS_FILE);
     const chain = sc.checkpoint.chain;
     if (byChain.has(chain) || !heads.has(chain))
       throw new VerificationError(
@@ -145,43 +110,105 @@ export function checkCheckpoints(
   return out;
 }
 
-// --- 4. the auditor's earlier checkpoint (--prev) ----------------------------
+// --- the auditor's earlier checkpoints (--prev), both formats -----------------------
 
-export function checkPrev(
-  prev: SignedCheckpoint[],
-  keys: Map<string, KeyObject>,
-): Map<string, SignedCheckpoint> {
-  const byChain = new Map<string, SignedCheckpoint>();
-  for (const p of prev) {
-    const sc = checkpointShape(p, 'prev-invalid', 'the earlier checkpoint', null);
-    checkSignature(sc, keys, 'the earlier checkpoint', 'prev-invalid');
-    const seen = byChain.get(sc.checkpoint.chain);
-    if (!seen || seen.checkpoint.size < sc.checkpoint.size) byChain.set(sc.checkpoint.chain, sc);
-  }
-  return byChain;
+export interface PrevStatus {
+  chain: string;
+  size: number;
+  status: 'consistent' | 'out-of-scope';
 }
 
-export function checkAgainstPrev(
-  prev: Checkpoint,
-  chain: ManifestChain | undefined,
-  run: ChainRun | undefined,
-  heads: Map<string, Buffer>,
-  origin: string,
-): void {
+/** What step 8 needs of the verified bundle. */
+export interface BundleChains {
+  origin: string;
+  /** Chains absent from the bundle are out of scope (a tenant export), not truncated. */
+  outOfScopeIfAbsent: boolean;
+  chains: ReadonlyMap<string, ManifestChain>;
+  /** hash_size of a chain, if the bundle lets us know it. */
+  hashAt(chain: string, size: number): Buffer | undefined;
+}
+
+/**
+ * The auditor's earlier checkpoints. Read before the bundle, so that the
+ * hash at each chain's largest kept size can be kept as the entries stream
+ * (`keep`); judged after it (`check`, step 8), since a bundle's own failure
+ * comes first.
+ */
+export class PrevCheckpoints {
+  readonly keep = new Map<string, number>();
+  private readonly prev: readonly unknown[];
+  private readonly keys: ReadonlyMap<string, KeyObject>;
+
+  constructor(prev: readonly unknown[], keys: ReadonlyMap<string, KeyObject>) {
+    this.prev = prev;
+    this.keys = keys;
+    for (const p of prev) {
+      if (signedCheckpointProblem(p) !== null) continue;
+      const { chain, size } = (p as SignedCheckpoint).checkpoint;
+      if ((this.keep.get(chain) ?? 0) < size) this.keep.set(chain, size);
+    }
+  }
+
+  /** Step 8: each earlier checkpoint valid, none forked, and every chain's largest one covered by the bundle. */
+  check(bundle: BundleChains): PrevStatus[] {
+    const largest = new Map<string, SignedCheckpoint>();
+    for (const p of this.prev) {
+      const sc = checkpointShape(p, 'prev-invalid', 'the earlier checkpoint');
+      checkSignature(sc, this.keys, 'the earlier checkpoint', { prevFailure: 'prev-invalid' });
+      const cp = sc.checkpoint;
+      if (cp.origin !== bundle.origin)
+        throw new VerificationError(
+          'prev-invalid',
+          'the earlier checkpoint belongs to another installation',
+          {
+            chain: cp.chain,
+            seq: cp.size,
+            expected: bundle.origin,
+            actual: cp.origin,
+          },
+        );
+    }
+    const heads = new Map<string, string>();
+    for (const p of this.prev as SignedCheckpoint[]) {
+      const cp = p.checkpoint;
+      const key = `${cp.size} ${cp.chain}`;
+      const seen = heads.get(key);
+      if (seen !== undefined && seen !== cp.head)
+        throw new VerificationError(
+          'forked',
+          'two earlier checkpoints sign different heads for one size: history was rewritten',
+          { chain: cp.chain, seq: cp.size, expected: seen, actual: cp.head },
+        );
+      heads.set(key, cp.head);
+      const before = largest.get(cp.chain);
+      if (!before || before.checkpoint.size < cp.size) largest.set(cp.chain, p);
+    }
+    const out: PrevStatus[] = [];
+    for (const name of [...largest.keys()].sort(byName)) {
+      const cp = (largest.get(name) as SignedCheckpoint).checkpoint;
+      const chain = bundle.chains.get(name);
+      if (!chain && bundle.outOfScopeIfAbsent) {
+        out.push({ chain: name, size: cp.size, status: 'out-of-scope' });
+        continue;
+      }
+      checkAgainstPrev(cp, chain, bundle);
+      out.push({ chain: name, size: cp.size, status: 'consistent' });
+    }
+    return out;
+  }
+}
+
+function checkAgainstPrev(prev: Checkpoint, chain: ManifestChain | undefined, bundle: BundleChains): void {
   const at = { chain: prev.chain, seq: prev.size };
-  if (prev.origin !== origin)
-    throw new VerificationError('prev-invalid', 'the earlier checkpoint belongs to another installation', {
-      ...at,
-      expected: origin,
-      actual: prev.origin,
-    });
   if (!chain || chain.lastSeq < prev.size)
     throw new VerificationError(
       'truncated',
-      `the chain ends at seq ${chain?.lastSeq ?? 0}, before the ${prev.size} entries of the earlier checkpoint: cut off, rolled back, or an old export replayed`,
+      chain
+        ? `the chain ends at seq ${chain.lastSeq}, before the ${prev.size} entries of the earlier checkpoint: cut off, rolled back, or an old export replayed`
+        : 'the bundle lacks the chain of an earlier checkpoint: dropped?',
       { ...at, expected: prev.size, actual: chain?.lastSeq ?? 0 },
     );
-  const hash = hashAt(prev.size, chain, run, heads);
+  const hash = prev.size >= chain.firstSeq - 1 ? bundle.hashAt(chain.chain, prev.size) : undefined;
   if (!hash)
     throw new VerificationError(
       'prev-not-covered',
@@ -192,16 +219,12 @@ export function checkAgainstPrev(
     throw new VerificationError(
       'forked',
       'the chain differs from the earlier checkpoint at its size: history was rewritten',
-      {
-        ...at,
-        expected: prev.head,
-        actual: hash.toString('hex'),
-      },
+      { ...at, expected: prev.head, actual: hash.toString('hex') },
     );
 }
 
-/** hash_size of a chain, if the bundle lets us know it. */
-function hashAt(
+/** hash_size of a v1 chain, if the bundle lets us know it. */
+export function hashAtV1(
   size: number,
   chain: ManifestChain,
   run: ChainRun | undefined,
@@ -212,45 +235,81 @@ function hashAt(
   return run?.kept.get(size);
 }
 
-// --- 5. the registry chain (full exports): no chain dropped or rolled back ---
+// --- the registry chain: no chain dropped or rolled back --------------------------
 
+/** Format v1: when the bundle holds the registry, what it records must be in the bundle. */
 export function checkRegistry(
   checker: EntryChecker,
   chains: Map<string, ManifestChain>,
   heads: Map<string, Buffer>,
 ): void {
-  if (!checker.runs.has('registry')) return;
+  if (!checker.runs.has(REGISTRY)) return;
   for (const [name, record] of checker.registry) {
-    const at = { chain: name, seq: record.size };
     const chain = chains.get(name);
     // No exception for a filtered manifest: the manifest is not signed, and a one-tenant export has no registry chain.
-    if (!chain) {
-      throw new VerificationError(
-        'registry-missing-chain',
-        `registry entry ${record.registrySeq} records chain ${name}, which the bundle lacks: dropped?`,
-        at,
-      );
-    }
-    if (chain.lastSeq < record.size)
-      throw new VerificationError(
-        'registry-shrunk',
-        `registry entry ${record.registrySeq} records ${record.size} entries, the chain ends at seq ${chain.lastSeq}: rolled back?`,
-        {
-          ...at,
-          expected: record.size,
-          actual: chain.lastSeq,
-        },
-      );
-    const hash = hashAt(record.size, chain, checker.runs.get(name), heads);
-    if (hash && hash.toString('hex') !== record.head)
-      throw new VerificationError(
-        'registry-head',
-        `the chain differs at seq ${record.size} from what registry entry ${record.registrySeq} records`,
-        {
-          ...at,
-          expected: record.head,
-          actual: hash.toString('hex'),
-        },
-      );
+    if (!chain) throw missingChain(name, record);
+    if (chain.lastSeq < record.size) throw shrunk(name, record, chain.lastSeq);
+    const hash = hashAtV1(record.size, chain, checker.runs.get(name), heads);
+    if (hash && hash.toString('hex') !== record.head) throw registryHead(name, record, hash.toString('hex'));
   }
+}
+
+/**
+ * Format v2, kind `full` (step 7): per recorded chain, by name, the record of
+ * the largest size is the chain's end; then, when the registry starts at
+ * genesis, every other chain is recorded.
+ */
+export function checkRegistryV2(
+  registry: ReadonlyMap<string, RegistryRecord>,
+  chains: readonly ManifestChain[],
+  heads: ReadonlyMap<string, string>,
+  registryFromGenesis: boolean,
+): void {
+  const byChain = new Map(chains.map((c) => [c.chain, c]));
+  for (const name of [...registry.keys()].sort(byName)) {
+    const record = registry.get(name) as RegistryRecord;
+    const chain = byChain.get(name);
+    if (!chain) throw missingChain(name, record);
+    if (chain.lastSeq < record.size) throw shrunk(name, record, chain.lastSeq);
+    if (chain.lastSeq > record.size)
+      throw new VerificationError(
+        'registry-unrecorded',
+        `the chain ends at seq ${chain.lastSeq}, past the ${record.size} entries the registry records (entry ${record.registrySeq})`,
+        { chain: name, seq: chain.lastSeq, expected: record.size, actual: chain.lastSeq },
+      );
+    const head = heads.get(name) as string;
+    if (head !== record.head) throw registryHead(name, record, head);
+  }
+  if (!registryFromGenesis) return;
+  for (const chain of chains)
+    if (chain.chain !== REGISTRY && !registry.has(chain.chain))
+      throw new VerificationError(
+        'registry-unrecorded',
+        `the registry, complete from genesis, never records chain ${chain.chain}: added behind its back?`,
+        { chain: chain.chain, seq: chain.lastSeq },
+      );
+}
+
+function missingChain(name: string, record: RegistryRecord) {
+  return new VerificationError(
+    'registry-missing-chain',
+    `registry entry ${record.registrySeq} records chain ${name}, which the bundle lacks: dropped?`,
+    { chain: name, seq: record.size },
+  );
+}
+
+function shrunk(name: string, record: RegistryRecord, lastSeq: number) {
+  return new VerificationError(
+    'registry-shrunk',
+    `registry entry ${record.registrySeq} records ${record.size} entries, the chain ends at seq ${lastSeq}: rolled back?`,
+    { chain: name, seq: record.size, expected: record.size, actual: lastSeq },
+  );
+}
+
+function registryHead(name: string, record: RegistryRecord, actual: string) {
+  return new VerificationError(
+    'registry-head',
+    `the chain differs at seq ${record.size} from what registry entry ${record.registrySeq} records`,
+    { chain: name, seq: record.size, expected: record.head, actual },
+  );
 }

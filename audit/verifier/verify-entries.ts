@@ -1,16 +1,29 @@
-// Checks entries.jsonl one line at a time, as it streams out of the archive:
-// each line must be its own RFC 8785 form, byte for byte; chains come in
-// contiguous runs with gapless sequence numbers; origin and tenant belong to
-// the chain. Memory is a few values per chain, never per entry.
+// entries.jsonl, one line at a time, as it streams out of the archive. The
+// rules of one line (docs/AUDIT-FORMAT.md, "Checks, in order", step 5) are
+// shared by both formats: `parseEntryLine` (canonical bytes, exact fields and
+// types) and `checkEntryBody` (origin, tenant, a registry entry's signed
+// checkpoint); only where a line is expected differs. Memory is a few values
+// per chain, never per entry.
 //
-// The hash chain needs hash_{firstSeq-1}, which only the manifest (the last
-// tar entry) gives. A chain that starts at seq 1 starts from zeros, so it is
-// hashed as it streams; a chain that starts later (an export with --from, or
-// after pruned payloads) has its lines spooled to a temporary file and hashed
-// once the manifest is in (see Spool): disk, not memory.
+// Format v1 (`EntryChecker`): chains come in contiguous runs with gapless
+// sequence numbers, and the hash chain needs hash_{firstSeq-1}, which only the
+// manifest (the last tar entry) gives. A chain that starts at seq 1 starts
+// from zeros, so it is hashed as it streams; a chain that starts later has its
+// lines spooled to a temporary file and hashed once the manifest is in (see
+// Spool): disk, not memory. Format v2 needs no spool (verify-v2.ts).
+import type { KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
-import { canonicalBytes, chainHash, ZERO_HASH } from './bundle-format.ts';
+import { chainHash, type SignedCheckpoint, ZERO_HASH } from './bundle-format.ts';
+import type { Checkpoint } from './entry.ts';
+import {
+  canonicalValue,
+  checkSignature,
+  entryProblem,
+  type Json,
+  REGISTRY,
+  tenantOfChain,
+} from './shapes.ts';
 import { VerificationError } from './verification-error.ts';
 
 export interface ChainRun {
@@ -29,6 +42,7 @@ export interface RegistryRecord {
   size: number;
   head: string;
   registrySeq: number;
+  signed: SignedCheckpoint;
 }
 
 /** Splits chunks into lines ending in `\n`; a line longer than `maxBytes` fails. */
@@ -70,7 +84,9 @@ export class LineSplitter {
   }
 
   private tooLong(): never {
-    throw new VerificationError('line-too-long', `a line is longer than ${this.maxBytes} bytes`);
+    throw new VerificationError('line-too-long', `a line is longer than ${this.maxBytes} bytes`, {
+      file: 'entries.jsonl',
+    });
   }
 }
 
@@ -129,10 +145,108 @@ export class Spool {
 
 const NEWLINE = Buffer.from('\n');
 
-/** The chain a tenant's events go to; anything else is `platform` or `registry`. */
-const TENANT_CHAIN = /^t_[a-z0-9]+$/;
+// --- the rules of one line, both formats ------------------------------------------
 
-type Json = Record<string, unknown>;
+export interface Place {
+  chain: string | null;
+  seq: number | null;
+}
+
+/**
+ * The entry a line holds: its canonical JSON (`not-canonical`) with exactly
+ * the fields and types of its chain's kind (`invalid-entry`). `at` says where
+ * a failure is reported, given what could be read of the entry.
+ */
+export function parseEntryLine(bytes: Buffer, at: (entry?: Json) => Place): Json {
+  const value = canonicalValue(bytes);
+  if (value === undefined)
+    throw new VerificationError(
+      'not-canonical',
+      'the line is not byte for byte its RFC 8785 canonical JSON (key order, number form, white space, or not JSON)',
+      at(looseObject(bytes)),
+    );
+  const problem = entryProblem(value);
+  if (problem)
+    throw new VerificationError('invalid-entry', `not an audit entry: ${problem}`, at(value as Json));
+  return value as Json;
+}
+
+/** The line read as plain JSON, for telling where a non-canonical line is (format v1). */
+function looseObject(bytes: Buffer): Json | undefined {
+  try {
+    const v = JSON.parse(bytes.toString('utf8')) as unknown;
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An entry at its place: of the bundle's origin (`wrong-origin`), of the
+ * chain's tenant (`wrong-tenant`), and for a registry entry a recorded
+ * checkpoint of this origin signed by a pinned key (`wrong-origin`,
+ * `unknown-key`, `bad-signature`).
+ */
+export function checkEntryBody(
+  entry: Json,
+  here: { chain: string; seq: number },
+  origin: string,
+  keys: ReadonlyMap<string, KeyObject>,
+): void {
+  if (entry.origin !== origin)
+    throw new VerificationError('wrong-origin', 'the entry comes from another installation', {
+      ...here,
+      expected: origin,
+      actual: String(entry.origin),
+    });
+  if (here.chain !== REGISTRY) {
+    const tenant = tenantOfChain(here.chain);
+    if (entry.tenant !== tenant)
+      throw new VerificationError(
+        'wrong-tenant',
+        `the entry's tenant does not belong to chain ${here.chain}`,
+        {
+          ...here,
+          expected: String(tenant),
+          actual: String(entry.tenant),
+        },
+      );
+    return;
+  }
+  const cp = entry.checkpoint as Checkpoint;
+  if (cp.origin !== origin)
+    throw new VerificationError(
+      'wrong-origin',
+      'the registry entry records a checkpoint of another installation',
+      {
+        ...here,
+        expected: origin,
+        actual: cp.origin,
+      },
+    );
+  checkSignature({ checkpoint: cp, signature: entry.signature as string }, keys, 'the recorded checkpoint', {
+    at: here,
+  });
+}
+
+/** The newest checkpoint the registry chain records for a chain: the first of the largest size. */
+export function recordRegistry(
+  registry: Map<string, RegistryRecord>,
+  entry: Json,
+  registrySeq: number,
+): void {
+  const cp = entry.checkpoint as Checkpoint;
+  const seen = registry.get(cp.chain);
+  if (!seen || cp.size > seen.size)
+    registry.set(cp.chain, {
+      size: cp.size,
+      head: cp.head,
+      registrySeq,
+      signed: { checkpoint: cp, signature: entry.signature as string },
+    });
+}
+
+// --- format v1: chains in contiguous runs, placed by their own chain and seq ---------
 
 export class EntryChecker {
   readonly runs = new Map<string, ChainRun>();
@@ -144,16 +258,18 @@ export class EntryChecker {
   private current: ChainRun | null = null;
   private readonly keep: ReadonlyMap<string, number>;
   private readonly spool: Spool;
+  private readonly keys: ReadonlyMap<string, KeyObject>;
 
   /** `keep`: for a chain, a size whose hash must be kept (the auditor's earlier checkpoint). */
-  constructor(spool: Spool, keep: ReadonlyMap<string, number>) {
+  constructor(spool: Spool, keep: ReadonlyMap<string, number>, keys: ReadonlyMap<string, KeyObject>) {
     this.spool = spool;
     this.keep = keep;
+    this.keys = keys;
   }
 
   line(bytes: Buffer): void {
     // Where a failure is reported: the entry's own chain and seq if it has them, else the next expected.
-    const at = (entry?: Json) => ({
+    const at = (entry?: Json): Place => ({
       chain: typeof entry?.chain === 'string' ? entry.chain : (this.current?.chain ?? null),
       seq: Number.isSafeInteger(entry?.seq)
         ? (entry?.seq as number)
@@ -161,46 +277,15 @@ export class EntryChecker {
           ? this.current.lastSeq + 1
           : null,
     });
-    let value: unknown;
-    try {
-      value = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      throw new VerificationError('not-canonical', 'the line is not JSON', at());
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value))
-      throw new VerificationError('invalid-entry', 'the line is not a JSON object', at());
-    const entry = value as Json;
-    let canonical: Buffer | undefined;
-    try {
-      canonical = canonicalBytes(entry);
-    } catch {
-      // outside the canonical subset (canonical.ts): a lone surrogate, a number that is not a safe integer
-    }
-    if (!canonical?.equals(bytes))
-      throw new VerificationError(
-        'not-canonical',
-        'the line differs from its RFC 8785 canonical form (key order, number form or white space)',
-        at(entry),
-      );
-    const { chain, seq, origin } = entry;
-    if (
-      entry.v !== 1 ||
-      typeof chain !== 'string' ||
-      !Number.isSafeInteger(seq) ||
-      typeof origin !== 'string'
-    )
-      throw new VerificationError('invalid-entry', 'the entry lacks v = 1, chain, seq or origin', at(entry));
-    this.place(chain, seq as number);
-    const here = { chain, seq: seq as number };
-    if (this.origin === null) this.origin = origin;
-    else if (origin !== this.origin)
-      throw new VerificationError('wrong-origin', 'the entry comes from another installation', {
-        ...here,
-        expected: this.origin,
-        actual: origin,
-      });
-    this.checkTenant(entry, here);
-    this.hash(bytes, here.seq);
+    const entry = parseEntryLine(bytes, at);
+    const chain = entry.chain as string;
+    const seq = entry.seq as number;
+    this.place(chain, seq);
+    const here = { chain, seq };
+    this.origin ??= entry.origin as string;
+    checkEntryBody(entry, here, this.origin, this.keys);
+    if (chain === REGISTRY) recordRegistry(this.registry, entry, seq);
+    this.hash(bytes, seq);
     this.entries++;
   }
 
@@ -235,42 +320,6 @@ export class EntryChecker {
       );
     run.lastSeq = seq;
     run.count++;
-  }
-
-  private checkTenant(entry: Json, at: { chain: string; seq: number }): void {
-    const { chain } = at;
-    if (chain === 'registry') {
-      this.recordCheckpoint(entry, at);
-      return;
-    }
-    const expected = chain === 'platform' ? null : TENANT_CHAIN.test(chain) ? chain.slice(2) : undefined;
-    if (expected === undefined)
-      throw new VerificationError('invalid-entry', `"${chain}" is not a chain name`, at);
-    if (entry.tenant !== expected)
-      throw new VerificationError('wrong-tenant', `the entry's tenant does not belong to chain ${chain}`, {
-        ...at,
-        expected: String(expected),
-        actual: String(entry.tenant),
-      });
-  }
-
-  /** A registry entry: remember the newest checkpoint it records per chain. */
-  private recordCheckpoint(entry: Json, at: { chain: string; seq: number }): void {
-    const cp = entry.checkpoint as Json | null | undefined;
-    if (
-      entry.kind !== 'checkpoint' ||
-      'tenant' in entry ||
-      typeof entry.signature !== 'string' ||
-      !cp ||
-      typeof cp !== 'object' ||
-      typeof cp.chain !== 'string' ||
-      !Number.isSafeInteger(cp.size) ||
-      typeof cp.head !== 'string'
-    )
-      throw new VerificationError('invalid-entry', 'a registry entry must record one signed checkpoint', at);
-    const seen = this.registry.get(cp.chain);
-    if (!seen || (cp.size as number) >= seen.size)
-      this.registry.set(cp.chain, { size: cp.size as number, head: cp.head, registrySeq: at.seq });
   }
 
   private hash(bytes: Buffer, seq: number): void {

@@ -126,6 +126,7 @@ export async function sendBundle(deps: RouteDeps, req: Request, res: Response): 
       from: filter.from,
       to: filter.to,
       actor: by.actor,
+      signer: deps.auditSigner,
       ...(by.context ? { context: by.context } : {}),
     });
   } catch (err) {

@@ -1,4 +1,5 @@
 // What the HTTP routes are handed: built once per server in server/web.ts.
+import type { ManifestSigner } from '../../audit/bundle.ts';
 import type { Pool } from '../../kernel/db.ts';
 import type { Logger } from '../../kernel/logger.ts';
 import type { TenantMigration } from '../../tenancy/templates.ts';
@@ -26,4 +27,6 @@ export interface RouteDeps {
   slots: TenantSlots;
   /** The export's disk budget, spool directory, deadline and statement budget (EXPORT_*). */
   exports: ExportLimits;
+  /** Signs the manifest of an audit export (the audit signing key). */
+  auditSigner: ManifestSigner;
 }
