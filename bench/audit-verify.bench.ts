@@ -251,7 +251,7 @@ function runCli(file: string, keyFile: string) {
   });
   const seconds = (performance.now() - started) / 1000;
   if (r.status !== 0) throw new Error(`enclave audit verify failed: ${r.stdout}${r.stderr}`);
-  return { line: r.stdout.trim(), seconds };
+  return { line: r.stdout.split('\n')[0] as string, seconds }; // the verdict; the per-chain lines follow it
 }
 
 // --- main -----------------------------------------------------------------------
