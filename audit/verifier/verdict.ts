@@ -29,7 +29,7 @@ function chainLine(c: VerifiedChain): string {
   if (c.lastSeq < c.firstSeq) return `chain ${c.chain}: no entries in range, signed at size ${c.size}`;
   const range = `seq ${c.firstSeq}\u2013${c.lastSeq}`;
   return c.anchored
-    ? `chain ${c.chain}: ${range}, anchored at signed size ${c.firstSeq - 1}, signed at size ${c.size}`
+    ? `chain ${c.chain}: ${range}, anchored at signed size ${c.firstSeq - 1} (${c.start}), signed at size ${c.size}`
     : `chain ${c.chain}: ${range}, signed at size ${c.size}`;
 }
 

@@ -78,7 +78,9 @@ export class Archive {
 
 /** A reading error as the verdict `unreadable`; a verdict or a programming error passes through. */
 export function unreadable(err: unknown): unknown {
-  if (err instanceof VerificationError || err instanceof TypeError || err instanceof RangeError) return err;
+  // gunzip, tar and stream failures are plain Errors; anything else (a TypeError, a
+  // ReferenceError...) is a bug of ours and must not pass for a broken bundle.
+  if (!(err instanceof Error) || err.constructor !== Error) return err;
   return new VerificationError(
     'unreadable',
     `not a readable .tar.gz: ${(err as Error).message}`,

@@ -255,9 +255,10 @@ function checkFilter(m: ManifestV2): void {
     const tenant = m.filter.tenant;
     if (tenant === null) throw mismatch('a tenant export without a tenant in its filter');
     const only = `t_${tenant}`;
+    if (!m.chains.some((c) => c.chain === only))
+      throw mismatch(`the tenant export of ${tenant} lacks chain ${only}`);
     for (const c of m.chains)
       if (c.chain !== only) throw mismatch(`a tenant export of ${tenant} holds chain ${c.chain}`, c.chain);
-    if (m.chains.length === 0) throw mismatch(`the tenant export of ${tenant} lacks chain ${only}`);
   } else {
     if (m.filter.tenant !== null) throw mismatch('a full export with a tenant in its filter');
     if (!m.chains.some((c) => c.chain === REGISTRY))

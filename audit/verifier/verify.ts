@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   type BundleKind,
+  type ChainStart,
   ENTRIES_FILE,
   MANIFEST_FILE,
   type ManifestChain,
@@ -73,6 +74,8 @@ export interface VerifiedChain {
   head: string;
   /** The range starts at a signed checkpoint (v2, not at genesis); a v1 start is never proven. */
   anchored: boolean;
+  /** v2: why the range starts where it does (the exporter's word: `from` and `retention` both prove only the anchor). */
+  start: ChainStart | null;
   /** The size of the end checkpoint (= lastSeq). */
   size: number;
 }
@@ -215,6 +218,7 @@ async function runV2(
       lastSeq: c.lastSeq,
       head: heads.get(c.chain) as string,
       anchored: c.start !== 'genesis',
+      start: c.start,
       size: c.lastSeq,
     })),
     prev: prevStatus,
@@ -283,6 +287,7 @@ async function runV1(
         lastSeq: c.lastSeq,
         head: (heads.get(c.chain) as Buffer).toString('hex'),
         anchored: false,
+        start: null,
         size: c.lastSeq,
       })),
       prev: prevStatus,

@@ -17,6 +17,7 @@ const chain = (c: string, firstSeq: number, lastSeq: number, anchored: boolean) 
   lastSeq,
   head: '00'.repeat(32),
   anchored,
+  start: anchored ? ('from' as const) : ('genesis' as const),
   size: lastSeq,
 });
 
@@ -40,7 +41,7 @@ test('a v2 OK: the summary, one line per chain (genesis, anchored, empty), then 
   assert.deepEqual(verdictLines(v2), [
     'OK: 12 entries in 3 chains, full export of enclave:abc, manifest signed by key 0123456789abcdef',
     'chain platform: seq 1\u20134, signed at size 4',
-    'chain t_abc: seq 5\u20139, anchored at signed size 4, signed at size 9',
+    'chain t_abc: seq 5\u20139, anchored at signed size 4 (from), signed at size 9',
     'chain t_def: no entries in range, signed at size 3',
     'prev t_abc: consistent with your checkpoint at size 7',
     'prev t_zzz: not in this bundle (out of scope)',
