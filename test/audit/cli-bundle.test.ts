@@ -136,6 +136,53 @@ describe('enclave audit export / verify', () => {
     );
   });
 
+  test('the routine: one kept file across a full export, a tenant export and a later full export', async () => {
+    const run = (bundle: string, first = false) =>
+      enclave(
+        [
+          'audit',
+          'verify',
+          bundle,
+          '--key',
+          file('pinned.pem'),
+          ...(first ? [] : ['--prev', file('routine.jsonl')]),
+          '--save-checkpoints',
+          file('routine.jsonl'),
+        ],
+        OFFLINE,
+      );
+    const export_ = (name: string, ...args: string[]) => {
+      const r = enclave(['audit', 'export', ...args, '--out', file(name)]);
+      assert.equal(r.code, 0, r.stderr);
+      return file(name);
+    };
+    const full1 = run(export_('routine-full-1.tar.gz'), true);
+    assert.equal(full1.code, 0, full1.stdout);
+    await insertEvent(db.pool, event(TENANT, 'note.update', { routine: 1 }));
+    await sealUntilDrained();
+    const tenant = run(export_('routine-tenant.tar.gz', '--tenant', TENANT));
+    assert.equal(tenant.code, 0, tenant.stdout);
+    assert.match(
+      tenant.stdout,
+      new RegExp(`^prev t_${TENANT}: consistent with your checkpoint at size \\d+$`, 'm'),
+    );
+    assert.match(tenant.stdout, /^prev platform: not in this bundle \(out of scope\)$/m);
+    assert.match(tenant.stdout, /^prev registry: not in this bundle \(out of scope\)$/m);
+    await insertEvent(db.pool, event(null, 'auth.login'));
+    await sealUntilDrained();
+    const full2 = run(export_('routine-full-2.tar.gz'));
+    assert.equal(full2.code, 0, full2.stdout);
+    for (const chain of ['platform', 'registry', `t_${TENANT}`])
+      assert.match(
+        full2.stdout,
+        new RegExp(`^prev ${chain}: consistent with your checkpoint at size \\d+$`, 'm'),
+      );
+    // The first full export, replayed against what was kept since, is an old export.
+    const replayed = run(file('routine-full-1.tar.gz'));
+    assert.equal(replayed.code, 1);
+    assert.match(oneLine(replayed.stdout), /^FAIL: chain \S+ seq \d+: (truncated|registry-shrunk): /);
+  });
+
   test('bad usage is one line on stderr and exit code 2', () => {
     writeFileSync(file('junk.txt'), 'not json, not a key');
     for (const args of [
