@@ -3,7 +3,9 @@
 //   kernel/          the shared kernel: uses nothing else in the repository
 //   audit/verifier/  the offline audit format and verifier: nothing outside
 //                    itself but Node and two small libraries (no database driver)
-//   tenancy/, audit/, jobs/   never the HTTP layer (server/)
+//   backup/ archive reader and format: offline too (node, tar, age, the
+//                    verifier's canonical JSON and keys), so `backup verify` runs anywhere
+//   tenancy/, audit/, backup/, jobs/   never the HTTP layer (server/)
 //   tenancy/ and audit/       not each other (both write audit events through kernel/)
 //   no circular imports anywhere
 //
@@ -31,10 +33,26 @@ module.exports = {
       },
     },
     {
-      name: 'no-http-below-server',
-      comment: 'tenancy/, audit/ and jobs/ sit below the HTTP layer and never import it.',
+      name: 'backup-reader-offline',
+      comment:
+        'An archive is checked offline with a public key alone: the format, the reader and their ' +
+        "errors use Node built-ins, age-encryption and the audit verifier's canonical JSON and keys only.",
       severity: 'error',
-      from: { path: '^(tenancy|audit|jobs)/' },
+      from: { path: '^backup/(archive-format|archive-reader|backup-errors)\\.ts$' },
+      to: {
+        pathNot: [
+          '^backup/(archive-format|archive-reader|backup-errors)\\.ts$',
+          '^audit/verifier/(canonical|keys|verification-error)\\.ts$',
+          '^node_modules/(canonicalize|age-encryption|@noble)/',
+        ],
+        dependencyTypesNot: ['core'],
+      },
+    },
+    {
+      name: 'no-http-below-server',
+      comment: 'tenancy/, audit/, backup/ and jobs/ sit below the HTTP layer and never import it.',
+      severity: 'error',
+      from: { path: '^(tenancy|audit|backup|jobs)/' },
       to: { path: '^server/' },
     },
     {

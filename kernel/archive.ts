@@ -2,9 +2,11 @@
 // written to a stream (the HTTP response) with backpressure all the way:
 // file -> tar entry -> gzip -> socket. A slow reader slows the file reads; a
 // reader that goes away stops them. Memory stays at a few stream buffers.
+// writeTar is the same without gzip, through any transforms (the tenant backup:
+// its parts are zstd already; optionally age-encrypted, and hashed).
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
-import type { Writable } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
@@ -13,6 +15,8 @@ export type ArchiveFile = { name: string; file: string; size: number };
 export type ArchiveEntry = { name: string; body: Buffer } | ArchiveFile;
 
 export interface ArchiveOptions {
+  /** Streams the tar passes through, in order, before `out` (writeTarGz puts gzip first). */
+  through?: readonly Duplex[];
   /**
    * Called once a file's entry has been read to its end (its bytes are in the
    * archive stream, no longer needed on disk): the export deletes its spool
@@ -28,9 +32,21 @@ export async function writeTarGz(
   mtime: Date,
   options: ArchiveOptions = {},
 ): Promise<void> {
+  return writeTar(out, entries, mtime, { ...options, through: [createGzip(), ...(options.through ?? [])] });
+}
+
+/** A plain tar through `options.through` into `out`; resolves when `out` has it all. */
+export async function writeTar(
+  out: Writable,
+  entries: readonly ArchiveEntry[],
+  mtime: Date,
+  options: ArchiveOptions = {},
+): Promise<void> {
   const pack = tar.pack();
   const stop = new AbortController();
-  const sent = pipeline(pack, createGzip(), out).catch((err: unknown) => {
+  // tar-stream's pack is a streamx stream, which Node's pipeline takes but its typings do not know.
+  const source = pack as unknown as NodeJS.ReadableStream;
+  const sent = pipeline([source, ...(options.through ?? []), out]).catch((err: unknown) => {
     stop.abort(err);
     throw err;
   });
