@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 
 const TENANT_ID = /^[a-z0-9]{12}$/;
 const TENANT_NAME = /^t_[a-z0-9]{12}$/;
+const ASIDE_NAME = /^t_[a-z0-9]{12}_p[0-9]{14}[a-z0-9]{4}$/;
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
 export class InvalidIdentifierError extends Error {
@@ -34,6 +35,25 @@ export function tenantNames(tenantId: string): { schema: string; role: string } 
 /** Checks a generated tenant schema or role name and returns it unchanged. */
 export function checkTenantName(name: string): string {
   if (!TENANT_NAME.test(name)) throw new InvalidIdentifierError('tenant schema/role name', name);
+  return name;
+}
+
+/**
+ * The name a restore gives a tenant's previous schema when it sets it aside:
+ * `<schema>_p<UTC yyyymmddhhmmss><4 random>`, e.g. t_abc123def456_p20261202070000x7k2.
+ */
+export function asideSchemaName(schema: string, at: Date = new Date()): string {
+  checkTenantName(schema);
+  const stamp = at.toISOString().replace(/\D/g, '').slice(0, 14);
+  const bytes = randomBytes(4);
+  let suffix = '';
+  for (const b of bytes) suffix += ALPHABET[b % ALPHABET.length];
+  return checkAsideSchemaName(`${schema}_p${stamp}${suffix}`);
+}
+
+/** Checks a set-aside schema name (asideSchemaName's pattern) and returns it unchanged. */
+export function checkAsideSchemaName(name: string): string {
+  if (!ASIDE_NAME.test(name)) throw new InvalidIdentifierError('set-aside schema name', name);
   return name;
 }
 

@@ -1,5 +1,6 @@
 // Advisory lock keys, all in one place so two features never share one by accident.
-// Two-int form: (namespace, key). Transaction-scoped only: released at COMMIT/ROLLBACK.
+// Two-int form: (namespace, key). Transaction-scoped (released at COMMIT/ROLLBACK),
+// except the tenant's session-level pair below, which a backup holds around its snapshot.
 
 const NAMESPACE_CONTROL = 0x454e4301; // "ENC" + 1
 const NAMESPACE_TENANT = 0x454e4302;
@@ -13,6 +14,24 @@ export const controlLock = () => ({
 /** Serialises every schema change of one tenant (provision, migrate, drop, restore). */
 export const tenantLock = (tenantId: string) => ({
   text: 'SELECT pg_advisory_xact_lock($1, hashtext($2))',
+  values: [NAMESPACE_TENANT, tenantId],
+});
+
+/**
+ * The same key as tenantLock, held by the session (across transactions) until
+ * tenantSessionUnlock or the end of the connection: a backup takes it before
+ * it opens its snapshot, so a schema change of that tenant waits for the
+ * backup (or the backup for it). Session and transaction advisory locks on one
+ * key conflict with each other.
+ */
+export const tenantSessionLock = (tenantId: string) => ({
+  text: 'SELECT pg_advisory_lock($1, hashtext($2))',
+  values: [NAMESPACE_TENANT, tenantId],
+});
+
+/** Releases tenantSessionLock; true if this session held it. */
+export const tenantSessionUnlock = (tenantId: string) => ({
+  text: 'SELECT pg_advisory_unlock($1, hashtext($2)) AS unlocked',
   values: [NAMESPACE_TENANT, tenantId],
 });
 

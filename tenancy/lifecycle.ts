@@ -3,8 +3,8 @@
 // and each writes its audit event (`tenant.*`) in that same transaction: the
 // inbox is in the control plane, so a committed step always has its event.
 import { type AuditBy, type AuditEventOf, record, SYSTEM } from '../kernel/audit-inbox.ts';
-import { type Client, type Pool, transaction } from '../kernel/db.ts';
-import { checkTenantName } from '../kernel/identifiers.ts';
+import { type Client, type Pool, type Statement, transaction } from '../kernel/db.ts';
+import { checkAsideSchemaName, checkTenantName } from '../kernel/identifiers.ts';
 import { tenantLock } from '../kernel/locks.ts';
 import { LegalHoldError, stateError, TenantNotFoundError } from './tenancy-errors.ts';
 import * as sql from './tenant-sql.ts';
@@ -28,6 +28,11 @@ export async function dropTenantInTransaction(
   const schema = checkTenantName(tenant.schema_name);
   const role = checkTenantName(tenant.role_name);
   await client.query(sql.dropSchema(schema));
+  // Schemas an in-place restore set aside (control.restore_asides) go with the tenant.
+  const asides = await client.query<{ schema_name: string }>(selectLiveAsides(tenantId));
+  for (const { schema_name } of asides.rows)
+    await client.query(sql.dropSchema(checkAsideSchemaName(schema_name)));
+  if (asides.rowCount) await client.query(markAsidesDropped(tenantId));
   if ((await client.query(sql.roleExists(role))).rowCount) {
     await client.query(sql.dropOwned(role));
     await client.query(sql.dropRole(role));
@@ -43,6 +48,16 @@ export async function dropTenantInTransaction(
   );
   return dropped;
 }
+
+// The set-aside schemas of a tenant (backup/restore.ts), dropped with it.
+const selectLiveAsides = (tenantId: string): Statement => ({
+  text: 'SELECT schema_name FROM control.restore_asides WHERE tenant_id = $1 AND dropped_at IS NULL FOR UPDATE',
+  values: [tenantId],
+});
+const markAsidesDropped = (tenantId: string): Statement => ({
+  text: 'UPDATE control.restore_asides SET dropped_at = now() WHERE tenant_id = $1 AND dropped_at IS NULL',
+  values: [tenantId],
+});
 
 /** `tenant.suspend`, `tenant.archive` or `tenant.resume`, by the state it moves to. */
 const STATE_ACTIONS = { active: 'tenant.resume', suspended: 'tenant.suspend', archived: 'tenant.archive' };
