@@ -9,6 +9,7 @@ import { InvalidInputError } from '../kernel/errors.ts';
 import { AppError } from '../server/app-errors.ts';
 import { TenancyError } from '../tenancy/tenancy-errors.ts';
 import { registerAuditCommands } from './audit-commands.ts';
+import { registerBackupCommands } from './backup-commands.ts';
 import { UsageError } from './usage-error.ts';
 
 const tenantCommands = () => import('./tenants.ts');
@@ -26,7 +27,7 @@ const json = () => new Option('--json', 'print machine-readable JSON');
 export function buildProgram(): Command {
   const program = new Command('enclave')
     .description(
-      'Enclave ops: tenants (fleet migrations, drift), admin and auditor accounts, the audit trail',
+      'Enclave ops: tenants (fleet migrations, drift), admin and auditor accounts, the audit trail, backups',
     )
     .showSuggestionAfterError()
     .exitOverride()
@@ -96,6 +97,7 @@ export function buildProgram(): Command {
       process.exitCode = await (await userCommands()).requireMfaCommand(email, opts);
     });
   registerAuditCommands(program);
+  registerBackupCommands(program); // per-tenant backups: cli/backup-commands.ts
   return program;
 }
 

@@ -160,6 +160,38 @@ const schema = z.object({
     .optional()
     .transform((v) => (v ? path.resolve(v) : undefined)),
   EXPORT_DEADLINE_SECONDS: int('EXPORT_DEADLINE_SECONDS', 1, 86400, 600),
+  BACKUP_DIR: z
+    .string()
+    .optional()
+    .transform((v) => (v ? path.resolve(v) : undefined)),
+  BACKUP_LOCK_TIMEOUT_MS: int('BACKUP_LOCK_TIMEOUT_MS', 1, 600_000, 5000),
+  BACKUP_KEEP_COUNT: int('BACKUP_KEEP_COUNT', 1, 100_000, 7),
+  BACKUP_KEEP_DAYS: int('BACKUP_KEEP_DAYS', 1, 36500, 30),
+  // The shape only (age1…, comma-separated): backup/context.ts has age itself
+  // check each one when it builds the backup context (the kernel loads no age).
+  BACKUP_AGE_RECIPIENTS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const recipients = (v ?? '')
+        .split(',')
+        .map((r) => r.trim())
+        .filter((r) => r !== '');
+      const bad = recipients.find((r) => !/^age1[a-z0-9]{20,}$/.test(r));
+      if (bad !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be age recipients (age1…, as \`age-keygen -y\` prints), separated by commas (got "${bad.slice(0, 20)}${bad.length > 20 ? '…' : ''}")`,
+        });
+        return z.NEVER;
+      }
+      return recipients;
+    }),
+  BACKUP_AGE_IDENTITY_FILE: z
+    .string()
+    .optional()
+    .transform((v) => (v ? path.resolve(v) : undefined)),
+  RESTORE_KEEP_PREVIOUS_HOURS: int('RESTORE_KEEP_PREVIOUS_HOURS', 0, 87_600, 24),
 });
 
 export type Config = z.output<typeof schema>;
@@ -348,5 +380,47 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     name: 'EXPORT_DEADLINE_SECONDS',
     fallback: '600',
     meaning: 'an export download still running after this long is cut off and its files removed',
+  },
+  {
+    name: 'BACKUP_DIR',
+    fallback: 'DATA_DIR/backups',
+    meaning:
+      'where tenant backup archives are written (made with mode 0700, each archive 0600); `enclave backup create --out` overrides it for one run ([BACKUP.md](BACKUP.md))',
+  },
+  {
+    name: 'BACKUP_LOCK_TIMEOUT_MS',
+    fallback: '5000',
+    meaning:
+      "`lock_timeout` of a backup and a restore: how long they wait for the tenant's lock and tables before giving up, changing nothing (1 to 600000)",
+  },
+  {
+    name: 'BACKUP_KEEP_COUNT',
+    fallback: '7',
+    meaning:
+      "`enclave backup prune` keeps each tenant's newest this many good backups; never the last good one, never under legal hold",
+  },
+  {
+    name: 'BACKUP_KEEP_DAYS',
+    fallback: '30',
+    meaning:
+      '`enclave backup prune` deletes good backups older than this many days (the last good one of a tenant is always kept)',
+  },
+  {
+    name: 'BACKUP_AGE_RECIPIENTS',
+    fallback: '(not encrypted)',
+    meaning:
+      'age recipients (`age1…`, comma-separated): every archive is encrypted to them; restoring or verifying one then needs `BACKUP_AGE_IDENTITY_FILE`',
+  },
+  {
+    name: 'BACKUP_AGE_IDENTITY_FILE',
+    fallback: '(none)',
+    meaning:
+      'an age identity file (`age-keygen` output, mode 0600): decrypts encrypted archives for restore and verify; keep it off the backup host when you can',
+  },
+  {
+    name: 'RESTORE_KEEP_PREVIOUS_HOURS',
+    fallback: '24',
+    meaning:
+      'after an in-place restore, the previous schema is kept aside this long, then dropped by `enclave backup prune` (0 to 87600)',
   },
 ];

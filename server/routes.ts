@@ -6,6 +6,7 @@ import { accountApiRoutes } from './api/account-api.ts';
 import { adminApiRoutes } from './api/admin-api.ts';
 import { auditApiRoutes } from './api/audit-api.ts';
 import { authRoutes } from './api/auth-api.ts';
+import { backupApiRoutes } from './api/backup-api.ts';
 import { exportRoutes } from './api/export-api.ts';
 import { mfaRoutes } from './api/mfa-api.ts';
 import { notesApiRoutes } from './api/notes-api.ts';
@@ -30,6 +31,7 @@ export function routes(deps: RouteDeps): Router[] {
     authRoutes(deps),
     sessionRoutes(deps),
     adminApiRoutes(deps),
+    backupApiRoutes(deps),
     notesApiRoutes(deps),
     tasksApiRoutes(deps),
     searchApiRoutes(deps),

@@ -78,6 +78,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     });
     const web = await buildWeb({ config, log, pool, tenants, auditSigner: signer, abuse: options.abuse });
     cleanups.push(web.close);
+    // Temporary files a crashed backup left in BACKUP_DIR (any still being written are skipped).
+    void web.deps.backups.storage
+      .sweep()
+      .catch((err: unknown) => log.warn('could not sweep leftover backup files', { error: err }));
     await warnTenantsBehind(pool, web.deps.migrations, log);
     const app = createApp({
       log,

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { RequestHandler, Router } from 'express';
 import type { ManifestSigner } from '../audit/bundle.ts';
+import { createBackups } from '../backup/context.ts';
 import type { Config } from '../kernel/config.ts';
 import type { Pool } from '../kernel/db.ts';
 import type { Logger } from '../kernel/logger.ts';
@@ -110,6 +111,8 @@ function routeDeps(
     tenants,
     auditSigner,
     ...rest,
+    // Backups sign their manifests with the audit signing key too; BACKUP_* settings (backup/context.ts).
+    backups: createBackups(config, pool, { signer: auditSigner, migrations: parts.migrations }),
     tenantQuotaBytes: quotaBytesOf(config.TENANT_QUOTA_MB),
     // Per workspace: exports and searches at once, shared by all instances through Redis when there is one.
     slots: new TenantSlots({

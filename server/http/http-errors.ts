@@ -4,6 +4,8 @@
 // on; anything else gets a fixed message, and its details go to the log only.
 import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
+import { ArchiveRefusedError } from '../../backup/backup-errors.ts';
+import { BackupRefusedError, RestoreRefusedError } from '../../backup/restore-errors.ts';
 import { InvalidInputError, PermissionDeniedError, QueryTimeoutError } from '../../kernel/errors.ts';
 import type { Logger } from '../../kernel/logger.ts';
 import {
@@ -90,7 +92,7 @@ export function problemFor(err: unknown): HttpProblem {
         'This took too long and was stopped; nothing was changed. Try again in a moment, or ask for less (for example a narrower search).',
     };
   }
-  const app = appProblem(err);
+  const app = appProblem(err) ?? backupProblem(err);
   if (app) return app;
   const client = clientError(err);
   if (client) return client;
@@ -148,6 +150,38 @@ function appProblem(err: unknown): HttpProblem | undefined {
   if (err instanceof SessionsUnavailableError) {
     return { status: 503, code: 'sessions_unavailable', message: err.message };
   }
+  return undefined;
+}
+
+/**
+ * Backups and restores (backup/): refusals are one line written for the
+ * operator, and nothing was changed. An archive that cannot be trusted or
+ * read is 422; a tenant in the wrong state (legal hold, deleted) 409. Other
+ * BackupErrors are failures on our side (500, their text names server paths).
+ */
+function backupProblem(err: unknown): HttpProblem | undefined {
+  if (err instanceof ArchiveRefusedError)
+    return { status: 422, code: 'archive_refused', message: err.message, details: { reason: err.reason } };
+  if (err instanceof RestoreRefusedError || err instanceof BackupRefusedError) {
+    const status =
+      err.reason === 'tenant-missing'
+        ? 404
+        : err.reason === 'bad-name'
+          ? 400
+          : err.reason === 'legal-hold' || err.reason === 'tenant-deleted'
+            ? 409
+            : 422;
+    const code = err instanceof RestoreRefusedError ? 'restore_refused' : 'backup_refused';
+    return { status, code, message: err.message, details: { reason: err.reason } };
+  }
+  // lock_timeout (BACKUP_LOCK_TIMEOUT_MS): the tenant is busy (a migration, another restore); nothing changed.
+  if ((err as { code?: unknown } | null)?.code === '55P03')
+    return {
+      status: 503,
+      code: 'lock_timeout',
+      message: 'This workspace is busy with another change; nothing was changed. Try again in a moment.',
+      details: { retryAfterSeconds: 5 },
+    };
   return undefined;
 }
 

@@ -1,5 +1,6 @@
 // What the HTTP routes are handed: built once per server in server/web.ts.
 import type { ManifestSigner } from '../../audit/bundle.ts';
+import type { Backups } from '../../backup/context.ts';
 import type { Pool } from '../../kernel/db.ts';
 import type { Logger } from '../../kernel/logger.ts';
 import type { TenantMigration } from '../../tenancy/templates.ts';
@@ -29,4 +30,6 @@ export interface RouteDeps {
   exports: ExportLimits;
   /** Signs the manifest of an audit export (the audit signing key). */
   auditSigner: ManifestSigner;
+  /** Per-tenant backups: storage (BACKUP_DIR), signer, keys and settings (backup/context.ts). */
+  backups: Backups;
 }
