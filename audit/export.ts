@@ -62,7 +62,12 @@ export class NothingToExportError extends InvalidInputError {
 
 const CURSOR = 'audit_export_entries';
 
-/** Writes the bundle to `out` (and ends it); records `audit.export` whichever way it goes. */
+/**
+ * Writes the bundle to `out` (and ends it). `audit.export` is recorded once the
+ * bundle is made and before its first byte leaves (so the event is in the inbox
+ * by the time anyone has the bundle); a failure to make it, or a download cut
+ * short, is recorded as a failure (`export_failed`, `export_cut_short`).
+ */
 export async function exportBundle(
   pool: Pool,
   out: Writable,
@@ -73,36 +78,45 @@ export async function exportBundle(
     from: options.from ? formatTime(options.from) : null,
     to: options.to ? formatTime(options.to) : null,
   };
-  let summary: ExportSummary | undefined;
-  try {
-    const spooled = await transaction(pool, (client) => spoolFromDatabase(client, options, filter), {
-      isolation: 'repeatable read',
-      readOnly: true,
-    });
-    try {
-      await spooled.writeTo(out);
-    } finally {
-      await spooled.dispose();
-    }
-    summary = {
-      chains: spooled.manifest.chains.length,
-      entries: spooled.entries,
-      manifestSha256: createHash('sha256').update(spooled.manifestBytes).digest('hex'),
-    };
-    return summary;
-  } finally {
-    await record(
+  const audit = (summary: ExportSummary | null, code: string | null) =>
+    record(
       pool,
       { actor: options.actor, context: options.context },
       {
         tenantId: filter.tenant,
         action: 'audit.export',
         resource: { type: 'audit_bundle', id: summary?.manifestSha256 ?? null },
-        outcome: summary ? 'success' : 'failure',
-        code: summary ? null : 'export_failed',
+        outcome: code ? 'failure' : 'success',
+        code,
         details: { filter, ...(summary ? { chains: summary.chains, entries: summary.entries } : {}) },
       },
     );
+  let spooled: SpooledBundle;
+  try {
+    spooled = await transaction(pool, (client) => spoolFromDatabase(client, options, filter), {
+      isolation: 'repeatable read',
+      readOnly: true,
+    });
+  } catch (err) {
+    await audit(null, 'export_failed');
+    throw err;
+  }
+  try {
+    const summary: ExportSummary = {
+      chains: spooled.manifest.chains.length,
+      entries: spooled.entries,
+      manifestSha256: createHash('sha256').update(spooled.manifestBytes).digest('hex'),
+    };
+    await audit(summary, null);
+    try {
+      await spooled.writeTo(out);
+    } catch (err) {
+      await audit(summary, 'export_cut_short');
+      throw err;
+    }
+    return summary;
+  } finally {
+    await spooled.dispose();
   }
 }
 

@@ -80,6 +80,21 @@ const tenantEvent = (
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+/** `tenant.backup` failure on the tenant's chain; never throws (the backup's own error is what counts). */
+async function recordFailure(
+  ctx: BackupContext,
+  options: BackupOptions,
+  tenantId: string,
+  err: unknown,
+  code: 'backup_refused' | 'backup_failed',
+  backupId?: string,
+): Promise<void> {
+  const details = { ...(backupId ? { backupId } : {}), kind: options.kind, error: message(err) };
+  await record(ctx.pool, options.by, tenantEvent(tenantId, 'tenant.backup', 'failure', details, code)).catch(
+    () => {},
+  );
+}
+
 /** The live tenant row, or a refusal. */
 async function liveTenant(db: Pool | Client, tenantId: string): Promise<tsql.TenantRow> {
   if (!isTenantId(tenantId))
@@ -137,18 +152,7 @@ export async function backupTenant(
         `tenant ${tenantId} is at schema version ${tenant.schema_version} but the installed templates only go to ${latest}`,
       );
   } catch (err) {
-    if (isTenantId(tenantId))
-      await record(
-        ctx.pool,
-        options.by,
-        tenantEvent(
-          tenantId,
-          'tenant.backup',
-          'failure',
-          { kind: options.kind, error: message(err) },
-          'backup_refused',
-        ),
-      ).catch(() => {});
+    if (isTenantId(tenantId)) await recordFailure(ctx, options, tenantId, err, 'backup_refused');
     throw err;
   }
   // Rows left 'running' by a backup that died (kill -9, lost connection) are failed now.
@@ -276,17 +280,7 @@ export async function backupTenant(
     broken = err;
     if (inTransaction) await client.query('ROLLBACK').catch(() => {});
     if (row) await finishFailed(ctx.pool, row.id, message(err), schemaVersion).catch(() => {});
-    await record(
-      ctx.pool,
-      options.by,
-      tenantEvent(
-        tenantId,
-        'tenant.backup',
-        'failure',
-        { ...(row ? { backupId: row.id } : {}), kind: options.kind, error: message(err) },
-        'backup_failed',
-      ),
-    ).catch(() => {});
+    await recordFailure(ctx, options, tenantId, err, 'backup_failed', row?.id);
     throw err;
   } finally {
     await spooled?.dispose();

@@ -181,9 +181,36 @@ describe('audit export bundle (real sealer, real database)', () => {
     assert.equal(manifest.chains[0]?.prevHash, editable.checkpoints[0]?.checkpoint.head);
   });
 
-  test('every export is audited: audit.export with who, what and the manifest hash; a failed one as a failure', async () => {
+  test('every export is audited before its first byte leaves; one that cannot be made, or is cut short, as a failure', async () => {
     await db.pool.query("DELETE FROM control.audit_inbox WHERE action = 'audit.export'");
-    await exportToBuffer(db.pool, { signer, tenant: T2 });
+    const exported = (options: { afterFirstChunk?: () => Promise<void> } = {}) => {
+      let seen = 0;
+      return new Writable({
+        write: (_chunk, _enc, done) => {
+          seen++;
+          if (seen === 1 && options.afterFirstChunk) options.afterFirstChunk().then(() => done(), done);
+          else done();
+        },
+      });
+    };
+    const inbox = async () =>
+      (
+        await db.pool.query(
+          `SELECT actor_type, actor_id, tenant_id, outcome, outcome_code, resource_id, details FROM control.audit_inbox
+            WHERE action = 'audit.export' ORDER BY id`,
+        )
+      ).rows;
+    let atFirstByte: Awaited<ReturnType<typeof inbox>> = [];
+    await exportBundle(
+      db.pool,
+      exported({
+        afterFirstChunk: async () => {
+          atFirstByte = await inbox();
+        },
+      }),
+      { actor: { type: 'auditor', id: 'a-1' }, tenant: T2, signer },
+    );
+    assert.equal(atFirstByte.length, 1, 'the event is in the inbox when the first byte goes out');
     const broken = new Writable({
       write: (_chunk, _enc, done) => done(new Error('disk full')),
     });
@@ -191,19 +218,27 @@ describe('audit export bundle (real sealer, real database)', () => {
       exportBundle(db.pool, broken, { actor: { type: 'auditor', id: 'a-1' }, tenant: T2, signer }),
       /disk full/,
     );
-    const { rows } = await db.pool.query(
-      `SELECT actor_type, actor_id, tenant_id, outcome, resource_id, details FROM control.audit_inbox
-        WHERE action = 'audit.export' ORDER BY id`,
+    await assert.rejects(
+      exportBundle(db.pool, exported(), {
+        actor: { type: 'auditor', id: 'a-1' },
+        tenant: T2,
+        to: new Date('2001-01-01T00:00:00Z'),
+        signer,
+      }),
+      NothingToExportError,
     );
-    assert.equal(rows.length, 2);
+    const rows = await inbox();
     assert.deepEqual(
-      rows.map((r) => [r.actor_type, r.tenant_id, r.outcome]),
+      rows.map((r) => [r.actor_type, r.tenant_id, r.outcome, r.outcome_code]),
       [
-        ['auditor', T2, 'success'],
-        ['auditor', T2, 'failure'],
+        ['auditor', T2, 'success', null],
+        ['auditor', T2, 'success', null], // made, and sending started
+        ['auditor', T2, 'failure', 'export_cut_short'],
+        ['auditor', T2, 'failure', 'export_failed'],
       ],
     );
     assert.match(rows[0].resource_id, /^[0-9a-f]{64}$/);
+    assert.equal(rows[2].resource_id, rows[1].resource_id, 'the cut-short event names the same bundle');
     assert.equal(rows[0].details.filter.tenant, T2);
     assert.equal(typeof rows[0].details.entries, 'number');
   });

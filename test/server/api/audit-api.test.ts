@@ -241,9 +241,8 @@ describe('auditor API and pages', () => {
     );
     await auditor.agent.get('/api/v1/audit/export').query({ tenant: 'zzzzzzzzzzzz' }).expect(404);
 
-    // By tenant, not id: an export records its event after the last byte went out, so two in a row may swap.
     const { rows } = await t.db.pool.query(
-      "SELECT actor_type, actor_id, outcome, tenant_id FROM control.audit_inbox WHERE action = 'audit.export' ORDER BY tenant_id NULLS FIRST",
+      "SELECT actor_type, actor_id, outcome, tenant_id FROM control.audit_inbox WHERE action = 'audit.export' ORDER BY id",
     );
     assert.deepEqual(
       rows.map((r) => [r.actor_type, r.actor_id, r.outcome, r.tenant_id]),
