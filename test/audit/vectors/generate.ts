@@ -141,7 +141,7 @@ async function generate(fx: Fixture, pem: string): Promise<void> {
     v1Earlier,
   );
 
-  writeFileSync(path.join(DIR, 'key.pem'), pem);
+  writeFileSync(path.join(DIR, 'public-keys.pem'), pem);
   writeFileSync(path.join(DIR, 'vectors.json'), `${JSON.stringify(vectors, null, 2)}\n`);
 }
 
@@ -161,12 +161,12 @@ async function check(pem: string): Promise<string[]> {
 const db = await createTestDatabase();
 try {
   for (const f of readdirSync(DIR))
-    if (f.endsWith('.tar.gz') || f.endsWith('.prev.jsonl') || f === 'vectors.json' || f === 'key.pem')
+    if (f.endsWith('.tar.gz') || f.endsWith('.prev.jsonl') || f === 'vectors.json' || f === 'public-keys.pem')
       rmSync(path.join(DIR, f));
   const fx = await buildFixture(db.pool);
   // Every key a vector needs: the fixture's, and the (rotated-away) key of the v1 bundles.
-  const pem = `${publicKeyPem(fx.signer.publicKey)}${readFileSync(path.join(V1_DIR, 'key.pem'), 'utf8')}`;
-  if (pem.includes('PRIVATE')) throw new Error('key.pem must hold public keys only');
+  const pem = `${publicKeyPem(fx.signer.publicKey)}${readFileSync(path.join(V1_DIR, 'public-keys.pem'), 'utf8')}`;
+  if (pem.includes('PRIVATE')) throw new Error('public-keys.pem must hold public keys only');
   await generate(fx, pem);
   const problems = await check(pem);
   const files = readdirSync(DIR).filter((f) => !VECTOR_FILES.includes(f));

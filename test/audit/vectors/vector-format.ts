@@ -23,7 +23,7 @@ export interface Vector {
   expected: { verdict: 'OK'; lines: string[] } | { verdict: 'FAIL'; place: string; reason: string };
 }
 
-/** The files of this directory that are not vectors (nor key.pem, vectors.json). */
+/** The files of this directory that are not vectors (nor public-keys.pem, vectors.json). */
 export const VECTOR_FILES = ['README.md', 'generate.ts', 'vector-format.ts', 'vectors.test.ts'];
 
 /** The warning the spec prints after an OK of a format v1 bundle. */

@@ -13,15 +13,15 @@ import { VECTOR_FILES, type Vector, verdictOf } from './vector-format.ts';
 
 const DIR = path.dirname(fileURLToPath(import.meta.url));
 const vectors = JSON.parse(readFileSync(path.join(DIR, 'vectors.json'), 'utf8')) as Vector[];
-const pem = readFileSync(path.join(DIR, 'key.pem'), 'utf8');
+const pem = readFileSync(path.join(DIR, 'public-keys.pem'), 'utf8');
 const sha256 = (file: string) =>
   createHash('sha256')
     .update(readFileSync(path.join(DIR, file)))
     .digest('hex');
 
 describe('test vectors', () => {
-  test('key.pem holds public keys only', () => {
-    assert.ok(!/PRIVATE/.test(pem), 'key.pem holds a private key');
+  test('public-keys.pem holds public keys only', () => {
+    assert.ok(!/PRIVATE/.test(pem), 'public-keys.pem holds a private key');
     const blocks = pem.match(/-----BEGIN ([A-Z ]+)-----/g) ?? [];
     assert.ok(blocks.length > 0);
     for (const b of blocks) assert.equal(b, '-----BEGIN PUBLIC KEY-----');
@@ -30,7 +30,7 @@ describe('test vectors', () => {
 
   test('every file of the directory belongs to a vector, and every vector file is there', () => {
     const used = new Set(vectors.flatMap((v) => [v.bundle, ...(v.prev ? [v.prev] : [])]));
-    const present = readdirSync(DIR).filter((f) => ![...VECTOR_FILES, 'key.pem', 'vectors.json'].includes(f));
+    const present = readdirSync(DIR).filter((f) => ![...VECTOR_FILES, 'public-keys.pem', 'vectors.json'].includes(f));
     assert.deepEqual(present.sort(), [...used].sort());
     assert.equal(new Set(vectors.map((v) => v.name)).size, vectors.length, 'vector names repeat');
   });

@@ -33,7 +33,7 @@ import { History, line, ORIGIN, type Parts, packTar, signCheckpoint, testKey } f
 
 const V1 = path.join(path.dirname(fileURLToPath(import.meta.url)), 'v1');
 const v1 = (name: string) => readFileSync(path.join(V1, name));
-const V1_KEY = v1('key.pem').toString();
+const V1_KEY = v1('public-key.pem').toString();
 const v1Prev = (name: string) =>
   v1(name)
     .toString()
