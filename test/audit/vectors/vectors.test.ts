@@ -30,7 +30,9 @@ describe('test vectors', () => {
 
   test('every file of the directory belongs to a vector, and every vector file is there', () => {
     const used = new Set(vectors.flatMap((v) => [v.bundle, ...(v.prev ? [v.prev] : [])]));
-    const present = readdirSync(DIR).filter((f) => ![...VECTOR_FILES, 'public-keys.pem', 'vectors.json'].includes(f));
+    const present = readdirSync(DIR).filter(
+      (f) => ![...VECTOR_FILES, 'public-keys.pem', 'vectors.json'].includes(f),
+    );
     assert.deepEqual(present.sort(), [...used].sort());
     assert.equal(new Set(vectors.map((v) => v.name)).size, vectors.length, 'vector names repeat');
   });
