@@ -57,6 +57,39 @@ const url = (protocols: string[], example: string, unsetHint: string) =>
       return raw;
     });
 
+const bool = (fallback: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      if (v === 'false' || v === '0' || v === 'off') return false;
+      if (v === 'true' || v === '1' || v === 'on') return true;
+      ctx.addIssue({ code: 'custom', message: `must be true or false (got "${v}")` });
+      return z.NEVER;
+    });
+
+// A five-field cron expression (minute hour day month weekday, UTC), or `off`.
+// Only the shape is checked here; pg-boss parses it when the schedule is set.
+const CRON_FIELD = /^[0-9*,/-]+$/;
+const cron = (fallback: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const raw = v === undefined || v.trim() === '' ? fallback : v.trim();
+      if (raw === 'off') return null;
+      const fields = raw.split(/\s+/);
+      if (fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a five-field cron expression in UTC such as "${fallback}", or off (got "${raw.slice(0, 60)}")`,
+        });
+        return z.NEVER;
+      }
+      return raw;
+    });
+
 const schema = z.object({
   DATABASE_URL: url(
     ['postgres:', 'postgresql:'],
@@ -129,15 +162,7 @@ const schema = z.object({
     .transform((v) => (v ? path.resolve(v) : undefined)),
   AUDIT_SEAL_INTERVAL_SECONDS: int('AUDIT_SEAL_INTERVAL_SECONDS', 0, 3600, 5),
   AUDIT_RETENTION_DAYS: int('AUDIT_RETENTION_DAYS', 1, 36500, 2557),
-  AUDIT_READS: z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      if (v === undefined || v === '' || v === 'false' || v === '0' || v === 'off') return false;
-      if (v === 'true' || v === '1' || v === 'on') return true;
-      ctx.addIssue({ code: 'custom', message: `must be true or false (got "${v}")` });
-      return z.NEVER;
-    }),
+  AUDIT_READS: bool(false),
   AUDIT_CONTENT: z
     .string()
     .optional()
@@ -192,6 +217,44 @@ const schema = z.object({
     .optional()
     .transform((v) => (v ? path.resolve(v) : undefined)),
   RESTORE_KEEP_PREVIOUS_HOURS: int('RESTORE_KEEP_PREVIOUS_HOURS', 0, 87_600, 24),
+  JOBS_IN_SERVER: bool(true),
+  JOB_HISTORY_DAYS: int('JOB_HISTORY_DAYS', 1, 36500, 400),
+  STATS_SCHEDULE: cron('*/15 * * * *'),
+  AUDIT_PRUNE_SCHEDULE: cron('17 3 * * *'),
+  BACKUP_SCHEDULE: cron('23 2 * * *'),
+  BACKUP_CONCURRENCY: int('BACKUP_CONCURRENCY', 1, 32, 2),
+  RESTORE_CHECK_SCHEDULE: cron('43 4 * * *'),
+  RESTORE_CHECK_SAMPLE: int('RESTORE_CHECK_SAMPLE', 1, 1000, 3),
+  LIFECYCLE_SCHEDULE: cron('37 * * * *'),
+  INACTIVE_AFTER_DAYS: int('INACTIVE_AFTER_DAYS', 0, 36500, 90),
+  SUSPEND_AFTER_DAYS: int('SUSPEND_AFTER_DAYS', 1, 36500, 120),
+  DROP_AFTER_SUSPENDED_DAYS: int('DROP_AFTER_SUSPENDED_DAYS', 0, 36500, 90),
+  SUPPORT_CONTACT: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const text = v?.trim() ?? '';
+      if (text.length > 200 || /\p{Cc}/u.test(text)) {
+        ctx.addIssue({ code: 'custom', message: 'must be one line of at most 200 characters' });
+        return z.NEVER;
+      }
+      return text || undefined;
+    }),
+  METRICS_TOKEN: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return undefined;
+      if (v.length < 32 || !/^[\x21-\x7e]+$/.test(v)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'must be at least 32 printable characters without spaces (e.g. `openssl rand -hex 32`)',
+        });
+        return z.NEVER;
+      }
+      return v;
+    }),
+  METRICS_PORT: int('METRICS_PORT', 0, 65535, 0),
 });
 
 export type Config = z.output<typeof schema>;
@@ -199,7 +262,15 @@ export type Config = z.output<typeof schema>;
 /** Parses the environment; throws ConfigError naming the first bad setting. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const result = schema.safeParse(env);
-  if (result.success) return result.data;
+  if (result.success) {
+    const c = result.data;
+    if (c.INACTIVE_AFTER_DAYS > 0 && c.SUSPEND_AFTER_DAYS <= c.INACTIVE_AFTER_DAYS)
+      throw new ConfigError(
+        'SUSPEND_AFTER_DAYS',
+        `must be more than INACTIVE_AFTER_DAYS (${c.INACTIVE_AFTER_DAYS}), so that people are warned before their workspace is suspended (got ${c.SUSPEND_AFTER_DAYS})`,
+      );
+    return c;
+  }
   const issue = result.error.issues[0];
   const setting = String(issue?.path[0] ?? 'configuration');
   throw new ConfigError(setting, issue?.message ?? 'is invalid');
@@ -422,5 +493,88 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     fallback: '24',
     meaning:
       'after an in-place restore, the previous schema is kept aside this long, then dropped by `enclave backup prune` (0 to 87600)',
+  },
+  {
+    name: 'JOBS_IN_SERVER',
+    fallback: 'true',
+    meaning:
+      'run the scheduled jobs inside the server too; `false` leaves them to `enclave worker` processes ([JOBS.md](JOBS.md))',
+  },
+  {
+    name: 'JOB_HISTORY_DAYS',
+    fallback: '400',
+    meaning: 'job runs are kept in the job history (`control.job_runs`) this many days',
+  },
+  {
+    name: 'STATS_SCHEDULE',
+    fallback: '*/15 * * * *',
+    meaning:
+      'when the per-schema statistics are collected (cron, UTC, minute precision; `off` turns the schedule off) ([STATISTICS.md](STATISTICS.md))',
+  },
+  {
+    name: 'AUDIT_PRUNE_SCHEDULE',
+    fallback: '17 3 * * *',
+    meaning: 'when audit retention (`AUDIT_RETENTION_DAYS`) runs (cron, UTC; `off`)',
+  },
+  {
+    name: 'BACKUP_SCHEDULE',
+    fallback: '23 2 * * *',
+    meaning:
+      'when every live tenant is backed up and old backups pruned (cron, UTC; `off`) ([BACKUP.md](BACKUP.md))',
+  },
+  {
+    name: 'BACKUP_CONCURRENCY',
+    fallback: '2',
+    meaning: 'scheduled tenant backups each worker process runs at once (1 to 32)',
+  },
+  {
+    name: 'RESTORE_CHECK_SCHEDULE',
+    fallback: '43 4 * * *',
+    meaning:
+      'when the restore check restores the latest backup of a sample of tenants into scratch and compares it (cron, UTC; `off`)',
+  },
+  {
+    name: 'RESTORE_CHECK_SAMPLE',
+    fallback: '3',
+    meaning: 'tenants the restore check takes each run (1 to 1000), those checked longest ago first',
+  },
+  {
+    name: 'LIFECYCLE_SCHEDULE',
+    fallback: '37 * * * *',
+    meaning: 'when the inactive-tenant lifecycle runs (cron, UTC; `off`) ([LIFECYCLE.md](LIFECYCLE.md))',
+  },
+  {
+    name: 'INACTIVE_AFTER_DAYS',
+    fallback: '90',
+    meaning:
+      'a tenant without activity this many days is flagged and its people see a notice at sign-in; `0` turns the lifecycle off',
+  },
+  {
+    name: 'SUSPEND_AFTER_DAYS',
+    fallback: '120',
+    meaning: 'a tenant without activity this many days is suspended (more than `INACTIVE_AFTER_DAYS`)',
+  },
+  {
+    name: 'DROP_AFTER_SUSPENDED_DAYS',
+    fallback: '90',
+    meaning:
+      'this many days after the lifecycle suspended a tenant, a final backup is taken and verified by a restore, then the schema and role are dropped; `0`: never dropped by the lifecycle',
+  },
+  {
+    name: 'SUPPORT_CONTACT',
+    fallback: '(none)',
+    meaning:
+      'whom people of a suspended workspace should contact (one line, e.g. an email address), shown on the suspended page',
+  },
+  {
+    name: 'METRICS_TOKEN',
+    fallback: '(none)',
+    meaning:
+      'a scraper sends it as `Authorization: Bearer …` to read `GET /metrics` (32+ characters); unset: admins only ([METRICS.md](METRICS.md))',
+  },
+  {
+    name: 'METRICS_PORT',
+    fallback: '0',
+    meaning: 'also serve `/metrics` (token required) on this port of `HOST`; `0`: not on a separate port',
   },
 ];
