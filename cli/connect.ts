@@ -13,6 +13,8 @@ import {
 
 export interface CliContext {
   config: Config;
+  /** The database's URL (for pg-boss in `enclave worker`); never printed: it may hold a password. */
+  url: string;
   pool: Pool;
   migrations: TenantMigration[];
   close(): Promise<void>;
@@ -35,6 +37,7 @@ export async function connect(poolSize: number): Promise<CliContext> {
   }
   return {
     config,
+    url,
     pool,
     migrations,
     close: async () => {

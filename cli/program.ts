@@ -10,6 +10,7 @@ import { AppError } from '../server/app-errors.ts';
 import { TenancyError } from '../tenancy/tenancy-errors.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { registerBackupCommands } from './backup-commands.ts';
+import { registerJobCommands } from './jobs-commands.ts';
 import { UsageError } from './usage-error.ts';
 
 const tenantCommands = () => import('./tenants.ts');
@@ -98,6 +99,7 @@ export function buildProgram(): Command {
     });
   registerAuditCommands(program);
   registerBackupCommands(program); // per-tenant backups: cli/backup-commands.ts
+  registerJobCommands(program); // enclave worker, enclave jobs …: cli/jobs-commands.ts
   return program;
 }
 

@@ -1,33 +1,19 @@
-// Daily audit retention (audit/retention.ts) on a pg-boss cron schedule, which
-// pg-boss runs once across all instances.
-import type { PgBoss } from 'pg-boss';
-import { type PruneResult, pruneAuditPayloads } from '../audit/retention.ts';
-import type { Pool } from '../kernel/db.ts';
-import type { Logger } from '../kernel/logger.ts';
+// Audit retention (audit/retention.ts) as a scheduled job: payloads older
+// than AUDIT_RETENTION_DAYS are pruned up to a signed checkpoint, daily by
+// default (AUDIT_PRUNE_SCHEDULE).
+import { pruneAuditPayloads } from '../audit/retention.ts';
+import type { JobDefinition } from './job.ts';
 
-export const PRUNE_QUEUE = 'audit-prune';
-const DAILY_AT = '17 3 * * *'; // 03:17 UTC, off the hour
-
-export interface PruneAuditDeps {
-  pool: Pool;
-  log: Logger;
-  retentionDays: number;
-  clock?: () => Date;
-}
-
-export async function pruneAudit(deps: PruneAuditDeps): Promise<PruneResult> {
-  const result = await pruneAuditPayloads(deps.pool, {
-    retentionDays: deps.retentionDays,
-    now: deps.clock?.(),
-  });
-  deps.log.info('audit retention ran', { pruned: result.pruned, cutoff: result.cutoff.toISOString() });
-  return result;
-}
-
-export async function schedulePruneAudit(boss: PgBoss, deps: PruneAuditDeps): Promise<void> {
-  await boss.createQueue(PRUNE_QUEUE, { retryLimit: 3, retryBackoff: true });
-  await boss.schedule(PRUNE_QUEUE, DAILY_AT, null, { tz: 'UTC', missed: 'once' });
-  await boss.work(PRUNE_QUEUE, async () => {
-    await pruneAudit(deps);
-  });
-}
+export const auditPruneJob: JobDefinition = {
+  name: 'audit-prune',
+  title: 'prune audit payloads older than AUDIT_RETENTION_DAYS (the hash chains stay whole)',
+  schedule: (config) => config.AUDIT_PRUNE_SCHEDULE,
+  expireInSeconds: 3600,
+  async run(ctx) {
+    const result = await pruneAuditPayloads(ctx.pool, {
+      retentionDays: ctx.config.AUDIT_RETENTION_DAYS,
+      now: ctx.clock(),
+    });
+    return { pruned: result.pruned };
+  },
+};

@@ -49,3 +49,21 @@ export const auditTryLock = () => ({
   text: 'SELECT pg_try_advisory_xact_lock($1, 1) AS locked',
   values: [NAMESPACE_AUDIT],
 });
+
+const NAMESPACE_JOBS = 0x454e4304;
+
+/**
+ * One run of a scheduled job at a time, anywhere: held by the session for the
+ * run (pg-boss's queue policy keeps a second job from starting, this lock also
+ * covers `enclave jobs run` and a job left 'active' by a killed process, whose
+ * lock PostgreSQL released with its connection). Not waited for.
+ */
+export const jobTryLock = (job: string) => ({
+  text: 'SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked',
+  values: [NAMESPACE_JOBS, job],
+});
+
+export const jobUnlock = (job: string) => ({
+  text: 'SELECT pg_advisory_unlock($1, hashtext($2)) AS unlocked',
+  values: [NAMESPACE_JOBS, job],
+});

@@ -5,7 +5,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadSigner, type Signer } from '../audit/signing.ts';
+import { JOBS } from '../jobs/registry.ts';
 import { startJobRunner } from '../jobs/runner.ts';
+import type { JobBase } from '../jobs/scheduler.ts';
 import type { Config } from '../kernel/config.ts';
 import { createPool, type Pool } from '../kernel/db.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../kernel/embedded-postgres.ts';
@@ -17,8 +19,10 @@ import { latestVersion, type TenantMigration } from '../tenancy/templates.ts';
 import { TenantContext } from '../tenancy/unit-of-work.ts';
 import type { AbuseOverrides } from './abuse/options.ts';
 import { announceSetup } from './accounts/admin-setup.ts';
+import { MetricsPortError, startMetricsListener } from './api/metrics-api.ts';
 import { createApp } from './http/app.ts';
 import { databaseCheck } from './http/health.ts';
+import type { RouteDeps } from './http/route-deps.ts';
 import { buildWeb } from './web.ts';
 
 export interface RunningServer {
@@ -56,19 +60,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     cleanups.push(() => pool.end());
     await migrate(pool);
     const signer = await auditSigner(config, pool);
-    if (config.AUDIT_SEAL_INTERVAL_SECONDS > 0) {
-      const jobs = await startJobRunner({
-        connectionString: url,
-        pool,
-        signer,
-        log,
-        sealIntervalSeconds: config.AUDIT_SEAL_INTERVAL_SECONDS,
-        retentionDays: config.AUDIT_RETENTION_DAYS,
-      }).catch((err: unknown) => {
-        throw new StartupError(`starting the job queue (pg-boss) failed: ${messageOf(err)}`, { cause: err });
-      });
-      cleanups.push(jobs.stop);
-    }
     const tenants = new TenantContext(orm, pool, {
       cacheMs: config.TENANT_CACHE_MS,
       statementTimeoutMs: config.TENANT_STATEMENT_TIMEOUT_MS,
@@ -76,8 +67,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       maxConcurrentPerTenant: config.TENANT_MAX_CONCURRENT,
       turnWaitMs: config.TENANT_TURN_WAIT_MS,
     });
-    const web = await buildWeb({ config, log, pool, tenants, auditSigner: signer, abuse: options.abuse });
+    const ormPool = (await orm.em.getConnection().getNativeClient()) as Pool;
+    const web = await buildWeb({
+      config,
+      log,
+      pool,
+      tenants,
+      auditSigner: signer,
+      abuse: options.abuse,
+      ormPool,
+    });
     cleanups.push(web.close);
+    if (config.JOBS_IN_SERVER) cleanups.push(await startJobs(config, url, signer, web.deps, log));
     // Temporary files a crashed backup left in BACKUP_DIR (any still being written are skipped).
     void web.deps.backups.storage
       .sweep()
@@ -90,8 +91,20 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       middleware: web.middleware,
       routers: web.routers,
     });
-    const server = await listen(http.createServer(app), config.PORT, config.HOST);
+    // Every request is counted for /metrics, whatever answers it (health checks, body-parser refusals).
+    const server = await listen(http.createServer(web.metrics.instrument(app)), config.PORT, config.HOST);
     cleanups.push(() => closeServer(server, options.shutdownGraceMs ?? 10_000));
+    if (config.METRICS_PORT > 0) {
+      const metricsPort = await startMetricsListener({
+        metrics: web.metrics,
+        host: config.HOST,
+        port: config.METRICS_PORT,
+        log,
+      }).catch((err: unknown) => {
+        throw err instanceof MetricsPortError ? new StartupError(err.message, { cause: err }) : err;
+      });
+      cleanups.push(metricsPort.stop);
+    }
     const address = baseUrl(server.address() as AddressInfo);
     log.info('listening', { url: address });
     await announceSetup(pool, config.PUBLIC_URL ?? address, log);
@@ -100,6 +113,38 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   } catch (err) {
     await stopAll();
     throw err;
+  }
+}
+
+/** The sealer and the scheduled jobs, in this process (JOBS_IN_SERVER); `enclave worker` runs the same. */
+async function startJobs(
+  config: Config,
+  url: string,
+  signer: Signer,
+  deps: RouteDeps,
+  log: Logger,
+): Promise<() => Promise<void>> {
+  const base: JobBase = {
+    pool: deps.pool,
+    log,
+    config,
+    clock: () => new Date(),
+    backups: deps.backups,
+    signer,
+    migrations: deps.migrations,
+  };
+  try {
+    const runner = await startJobRunner({
+      connectionString: url,
+      pool: deps.pool,
+      signer,
+      log,
+      sealIntervalSeconds: config.AUDIT_SEAL_INTERVAL_SECONDS,
+      scheduled: { jobs: JOBS, base },
+    });
+    return runner.stop;
+  } catch (err) {
+    throw new StartupError(`starting the job queue (pg-boss) failed: ${messageOf(err)}`, { cause: err });
   }
 }
 

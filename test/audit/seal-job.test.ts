@@ -55,7 +55,6 @@ describe('the scheduled audit seal', () => {
       signer,
       log: logs.log,
       sealIntervalSeconds: 1,
-      retentionDays: 2557,
     };
     const one = await startJobRunner(options);
     const two = await startJobRunner(options);
