@@ -279,6 +279,7 @@ async function main(): Promise<void> {
       LOG_LEVEL: 'warn',
       DB_POOL_SIZE: args['pool-size'],
       AUDIT_SEAL_INTERVAL_SECONDS: '0',
+      JOBS_IN_SERVER: 'false',
       DATA_DIR: path.join(os.tmpdir(), `enclave-audit-write-${process.pid}`),
     }).ready();
     const person = await registerPerson(server.url, scratch.pool, log);

@@ -257,6 +257,7 @@ async function runMode(
     SESSION_SECRET: randomBytes(32).toString('hex'),
     DB_POOL_SIZE: String(opts.poolSize),
     AUDIT_SEAL_INTERVAL_SECONDS: '0',
+    JOBS_IN_SERVER: 'false',
     ...envOf(mode, opts),
   });
   children.push(server);

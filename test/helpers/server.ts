@@ -80,9 +80,10 @@ export async function startTestServer(
     DATABASE_URL: db.url,
     DATA_DIR: mkdtempSync(path.join(tmpdir(), 'enclave-test-')),
     SESSION_SECRET: randomBytes(32).toString('hex'),
-    // No scheduled audit sealing unless a test asks for it (test/audit/seal-job.test.ts):
-    // pg-boss per test server would slow every suite down.
+    // No pg-boss (sealer, scheduled jobs) unless a test asks for it (test/audit/seal-job.test.ts,
+    // test/jobs/instances.test.ts): pg-boss per test server would slow every suite down.
     AUDIT_SEAL_INTERVAL_SECONDS: '0',
+    JOBS_IN_SERVER: 'false',
     ...env,
     REDIS_URL: redisUrl,
   });

@@ -220,6 +220,7 @@ describe('per-workspace limits on exports and searches', () => {
       DATA_DIR: mkdtempSync(path.join(tmpdir(), 'enclave-test-')),
       SESSION_SECRET: randomBytes(32).toString('hex'),
       AUDIT_SEAL_INTERVAL_SECONDS: '0',
+      JOBS_IN_SERVER: 'false',
       // Instances of one installation share the audit signing key.
       AUDIT_SIGNING_KEY_FILE: path.join(dataDir, 'audit-signing-key.pem'),
     });
