@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { RequestHandler, Router } from 'express';
 import type { ManifestSigner } from '../audit/bundle.ts';
 import { createBackups } from '../backup/context.ts';
+import { JOBS } from '../jobs/registry.ts';
 import type { Config } from '../kernel/config.ts';
 import type { Pool } from '../kernel/db.ts';
 import type { Logger } from '../kernel/logger.ts';
@@ -18,6 +19,7 @@ import type { TenantContext } from '../tenancy/unit-of-work.ts';
 import { type AbuseOverrides, resolveAbuseOptions } from './abuse/options.ts';
 import { createAbuseProtection } from './abuse/protection.ts';
 import { attemptTally } from './accounts/notices.ts';
+import { metricsRoutes } from './api/metrics-api.ts';
 import { bearerAuth } from './auth/bearer.ts';
 import { csrfProtection } from './auth/csrf.ts';
 import { requireMfaEnrolment } from './auth/guards.ts';
@@ -25,6 +27,7 @@ import { createPassport } from './auth/passport.ts';
 import { sessionMiddleware } from './auth/session-middleware.ts';
 import { SpoolBudget } from './export/spool-budget.ts';
 import type { ReadinessCheck } from './http/health.ts';
+import { Metrics } from './http/metrics.ts';
 import { auditReads } from './http/read-audit.ts';
 import { assetsRouter } from './http/render.ts';
 import type { RouteDeps } from './http/route-deps.ts';
@@ -40,6 +43,8 @@ export interface Web {
   routers: Router[];
   checks: Record<string, ReadinessCheck>;
   deps: RouteDeps;
+  /** Prometheus metrics (docs/METRICS.md): start.ts wraps the request handler with metrics.instrument. */
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -52,6 +57,8 @@ export async function buildWeb(options: {
   auditSigner: ManifestSigner;
   /** Rate-limit and lockout numbers (tests pass small ones); the defaults are for production. */
   abuse?: AbuseOverrides;
+  /** MikroORM's own pool, reported beside the control pool in /metrics when given. */
+  ormPool?: Pool;
 }): Promise<Web> {
   const { config, log, pool } = options;
   const idleSeconds = config.SESSION_IDLE_MINUTES * 60;
@@ -79,17 +86,27 @@ export async function buildWeb(options: {
     attempts: abuse.attempts,
     redis: backend.redis,
   });
+  const metrics = new Metrics({
+    pool,
+    pools: { control: pool, ...(options.ormPool ? { orm: options.ormPool } : {}) },
+    log,
+    token: config.METRICS_TOKEN,
+  });
   return {
     middleware: [
       // Stylesheet and icon: before sessions, so they cost no session lookup.
       assetsRouter(),
       abuse.middleware,
       ...sessionMiddleware({ store: backend.store, secret, idleSeconds, passport }),
+      // GET /metrics: after the session (an admin may read it), before bearerAuth, which refuses
+      // bearer headers outside /api/ (the metrics token is not an API token).
+      metricsRoutes({ metrics }),
       ...afterSessions(options, secret),
     ],
     routers: routes(deps),
     checks: backend.redis ? { redis: backend.check } : {},
     deps,
+    metrics,
     close: backend.close,
   };
 }
@@ -106,6 +123,7 @@ function routeDeps(
   const { config, log, pool, tenants, auditSigner } = options;
   const { redis, ...rest } = parts;
   return {
+    config,
     pool,
     log,
     tenants,
@@ -114,6 +132,12 @@ function routeDeps(
     // Backups sign their manifests with the audit signing key too; BACKUP_* settings (backup/context.ts).
     backups: createBackups(config, pool, { signer: auditSigner, migrations: parts.migrations }),
     tenantQuotaBytes: quotaBytesOf(config.TENANT_QUOTA_MB),
+    jobs: JOBS.map((j) => ({
+      name: j.name,
+      title: j.title,
+      schedule: j.schedule(config),
+      perTenant: Boolean(j.tenantOf),
+    })),
     // Per workspace: exports and searches at once, shared by all instances through Redis when there is one.
     slots: new TenantSlots({
       redis,

@@ -27,7 +27,9 @@ export function requestLog(log: Logger): RequestHandler {
 
 function logLine(log: Logger, req: Request, res: Response, ms: number): void {
   const status = res.statusCode;
-  log.log(status >= 500 ? 'warn' : 'info', 'request', {
+  // A scraper reads /metrics every few seconds: its successful reads are debug, not info.
+  const quiet = status < 400 && routeOf(req) === '/metrics';
+  log.log(status >= 500 ? 'warn' : quiet ? 'debug' : 'info', 'request', {
     requestId: requestIdOf(res),
     method: req.method,
     route: routeOf(req),

@@ -1,6 +1,7 @@
 // What the HTTP routes are handed: built once per server in server/web.ts.
 import type { ManifestSigner } from '../../audit/bundle.ts';
 import type { Backups } from '../../backup/context.ts';
+import type { Config } from '../../kernel/config.ts';
 import type { Pool } from '../../kernel/db.ts';
 import type { Logger } from '../../kernel/logger.ts';
 import type { TenantMigration } from '../../tenancy/templates.ts';
@@ -12,6 +13,8 @@ import type { TenantSlots } from '../load/tenant-slots.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
 
 export interface RouteDeps {
+  /** The server's settings (the lifecycle's days and SUPPORT_CONTACT, job schedules). */
+  config: Config;
   pool: Pool;
   log: Logger;
   tenants: TenantContext;
@@ -32,4 +35,6 @@ export interface RouteDeps {
   auditSigner: ManifestSigner;
   /** Per-tenant backups: storage (BACKUP_DIR), signer, keys and settings (backup/context.ts). */
   backups: Backups;
+  /** The scheduled jobs (jobs/registry.ts) with their schedules from the configuration. */
+  jobs: ReadonlyArray<{ name: string; title: string; schedule: string | null; perTenant: boolean }>;
 }
