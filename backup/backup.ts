@@ -22,6 +22,7 @@ import {
   finishSucceeded,
   insertRunning,
 } from './catalog.ts';
+import { schemaExists } from './restore-checks-sql.ts';
 import { BackupRefusedError } from './restore-errors.ts';
 import type { BackupStorage } from './storage.ts';
 import {
@@ -51,7 +52,7 @@ export interface BackupContext {
 
 export interface BackupOptions {
   by: AuditBy;
-  kind: 'manual' | 'safety' | 'scheduled';
+  kind: 'manual' | 'safety' | 'scheduled' | 'final';
   onProgress?: (p: { table: string; rows: number }) => void;
   /**
    * This tenant's drift findings, checked beforehand (driftOfTenants: one
@@ -199,6 +200,12 @@ export async function backupTenant(
     tenant = await liveTenant(client, tenantId);
     schemaVersion = tenant.schema_version;
     const schema = checkTenantName(tenant.schema_name);
+    // A live tenant whose schema is gone (dropped outside Enclave) would give an empty "good" archive.
+    if (!(await client.query<{ exists: boolean }>(schemaExists(schema))).rows[0]?.exists)
+      throw new BackupRefusedError(
+        'schema-missing',
+        `tenant ${tenantId} is ${tenant.state} but its schema ${schema} does not exist (dropped outside Enclave?)`,
+      );
     const tables = await discoverTables(client, schema);
     const lock = lockTables(
       schema,

@@ -23,7 +23,7 @@ export class RestoreRefusedError extends BackupError {
   }
 }
 
-export type BackupRefusal = 'tenant-missing' | 'tenant-deleted' | 'future-schema';
+export type BackupRefusal = 'tenant-missing' | 'tenant-deleted' | 'future-schema' | 'schema-missing';
 
 /** A backup refused before it started: no catalog row, no archive. */
 export class BackupRefusedError extends BackupError {

@@ -55,7 +55,11 @@ export async function finishRun(
   result: { counts: Record<string, number> } | { error: unknown },
 ): Promise<void> {
   if ('counts' in result) await run(pool, sql.finishRun(id, 'succeeded', result.counts, null));
-  else await run(pool, sql.finishRun(id, 'failed', {}, errorLine(result.error)));
+  else {
+    const counts = (result.error as { counts?: unknown }).counts;
+    const kept = counts && typeof counts === 'object' ? (counts as Record<string, number>) : {};
+    await run(pool, sql.finishRun(id, 'failed', kept, errorLine(result.error)));
+  }
 }
 
 export function errorLine(err: unknown): string {

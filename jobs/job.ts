@@ -12,6 +12,19 @@ import type { TenantMigration } from '../tenancy/templates.ts';
 /** What a run did, by name ("tenants": 2000, "failed": 2): stored with the run in control.job_runs. */
 export type JobCounts = Record<string, number>;
 
+/**
+ * A run that did its work but found failures (a tenant's backup, a restore
+ * check): the scheduler records it as failed, with its counts and the message.
+ */
+export class JobRunFailedError extends Error {
+  override name = 'JobRunFailedError';
+  readonly counts: JobCounts;
+  constructor(message: string, counts: JobCounts) {
+    super(message);
+    this.counts = counts;
+  }
+}
+
 export interface JobContext {
   /** The control pool (the service role: control plane and every tenant schema). */
   pool: Pool;
