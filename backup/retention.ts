@@ -6,7 +6,9 @@
 // under legal hold (checked again, under a share lock, as each one is
 // deleted). Failed and running rows are left as the history they are. Prune
 // also fails 'running' rows whose process is gone, sweeps the temporary files
-// crashed backups left, and drops set-aside schemas whose time is up.
+// crashed backups left, and drops set-aside schemas whose time is up. A
+// 'final' backup (the one the inactive-tenant lifecycle takes before it drops
+// a tenant, docs/LIFECYCLE.md) is never deleted, nor counted among the kept.
 import type { AuditBy } from '../kernel/audit-inbox.ts';
 import { record } from '../kernel/audit-inbox.ts';
 import { type Pool, run, type Statement, transaction } from '../kernel/db.ts';
@@ -65,7 +67,7 @@ interface GoodRow {
 const selectGood: Statement = {
   text: `SELECT b.id, b.tenant_id, b.location, b.bytes, b.started_at, t.legal_hold
          FROM control.backups b JOIN control.tenants t ON t.id = b.tenant_id
-         WHERE b.outcome = 'succeeded'
+         WHERE b.outcome = 'succeeded' AND b.kind <> 'final'
          ORDER BY b.tenant_id, b.started_at DESC, b.id DESC`,
   values: [],
 };
@@ -78,7 +80,7 @@ const holdForShare = (tenantId: string): Statement => ({
 /** The row, if it is still a good backup of a tenant and not the tenant's newest one. */
 const deleteBackup = (id: string): Statement => ({
   text: `DELETE FROM control.backups b
-         WHERE b.id = $1 AND b.outcome = 'succeeded'
+         WHERE b.id = $1 AND b.outcome = 'succeeded' AND b.kind <> 'final'
            AND EXISTS (SELECT 1 FROM control.backups n
                        WHERE n.tenant_id = b.tenant_id AND n.outcome = 'succeeded' AND n.id <> b.id
                          AND (n.started_at, n.id) > (b.started_at, b.id))

@@ -11,6 +11,7 @@ import { TenancyError } from '../tenancy/tenancy-errors.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { registerBackupCommands } from './backup-commands.ts';
 import { registerJobCommands } from './jobs-commands.ts';
+import { registerLifecycleCommands } from './lifecycle-commands.ts';
 import { UsageError } from './usage-error.ts';
 
 const tenantCommands = () => import('./tenants.ts');
@@ -77,6 +78,7 @@ export function buildProgram(): Command {
     .action(async (id, opts) => {
       process.exitCode = await (await tenantCommands()).dropCommand(id, opts);
     });
+  registerLifecycleCommands(tenants); // suspend|resume|archive|hold|release, lifecycle: cli/lifecycle-commands.ts
   const users = program.command('users').description('admin and auditor accounts');
   users
     .command('create-admin')

@@ -3,6 +3,15 @@
 // The audit sealer is not here: it runs every few seconds on its own ticker
 // (jobs/seal-audit.ts) and would flood the history.
 import type { AnyJob } from './job.ts';
+import { lifecycleJob } from './lifecycle.ts';
 import { auditPruneJob } from './prune-audit.ts';
+import { restoreCheckJob } from './restore-check.ts';
+import { backupFleetJob, backupTenantJob } from './scheduled-backup.ts';
 
-export const JOBS: readonly AnyJob[] = [auditPruneJob];
+export const JOBS: readonly AnyJob[] = [
+  auditPruneJob,
+  backupFleetJob,
+  backupTenantJob,
+  restoreCheckJob,
+  lifecycleJob,
+];

@@ -7,7 +7,10 @@ import { adminApiRoutes } from './api/admin-api.ts';
 import { auditApiRoutes } from './api/audit-api.ts';
 import { authRoutes } from './api/auth-api.ts';
 import { backupApiRoutes } from './api/backup-api.ts';
+import { backupJobsApiRoutes } from './api/backup-jobs-api.ts';
 import { exportRoutes } from './api/export-api.ts';
+import { jobsApiRoutes } from './api/jobs-api.ts';
+import { lifecycleApiRoutes } from './api/lifecycle-api.ts';
 import { mfaRoutes } from './api/mfa-api.ts';
 import { notesApiRoutes } from './api/notes-api.ts';
 import { searchApiRoutes } from './api/search-api.ts';
@@ -22,6 +25,7 @@ import { auditPages } from './pages/audit-pages.ts';
 import { notePages } from './pages/note-pages.ts';
 import { setupPages } from './pages/setup-pages.ts';
 import { signInPages } from './pages/sign-in-pages.ts';
+import { suspendedPages } from './pages/suspended-pages.ts';
 import { taskPages } from './pages/task-pages.ts';
 import { workspacePageGate, workspacePages } from './pages/workspace-pages.ts';
 
@@ -32,6 +36,9 @@ export function routes(deps: RouteDeps): Router[] {
     sessionRoutes(deps),
     adminApiRoutes(deps),
     backupApiRoutes(deps),
+    backupJobsApiRoutes(deps),
+    jobsApiRoutes(deps),
+    lifecycleApiRoutes(deps),
     notesApiRoutes(deps),
     tasksApiRoutes(deps),
     searchApiRoutes(deps),
@@ -42,6 +49,7 @@ export function routes(deps: RouteDeps): Router[] {
     mfaRoutes(deps),
     signInPages(deps),
     accountPages(deps),
+    suspendedPages(deps), // before the workspace gate: a suspended workspace's people get its page
     workspacePageGate(deps),
     workspacePages(deps),
     notePages(),

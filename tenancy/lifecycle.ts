@@ -19,6 +19,7 @@ export async function dropTenantInTransaction(
   client: Client,
   tenantId: string,
   by: AuditBy = SYSTEM,
+  details: Record<string, unknown> = {},
 ): Promise<sql.TenantRow> {
   await client.query(tenantLock(tenantId));
   const tenant = (await client.query<sql.TenantRow>(sql.selectTenantForUpdate(tenantId))).rows[0];
@@ -42,6 +43,7 @@ export async function dropTenantInTransaction(
     client,
     by,
     tenantEvent(tenantId, 'tenant.drop', {
+      ...details,
       from: tenant.state,
       schemaVersion: tenant.schema_version,
     }),
@@ -69,16 +71,28 @@ export async function setTenantState(
   state: 'active' | 'suspended' | 'archived',
   by: AuditBy = SYSTEM,
 ): Promise<sql.TenantRow> {
-  return transaction(pool, async (client) => {
-    await client.query(tenantLock(tenantId));
-    const tenant = (await client.query<sql.TenantRow>(sql.selectTenantForUpdate(tenantId))).rows[0];
-    if (!tenant) throw new TenantNotFoundError(tenantId);
-    if (tenant.state === 'deleted' || tenant.state === 'provisioning')
-      throw stateError(tenantId, tenant.state);
-    const row = (await client.query<sql.TenantRow>(sql.setState(tenantId, state))).rows[0] as sql.TenantRow;
-    await record(client, by, tenantEvent(tenantId, STATE_ACTIONS[state], { from: tenant.state, to: state }));
-    return row;
-  });
+  return transaction(pool, (client) => setTenantStateInTransaction(client, tenantId, state, by));
+}
+
+/** The same inside the caller's transaction (the lifecycle records its own row with it); `details` join the event's. */
+export async function setTenantStateInTransaction(
+  client: Client,
+  tenantId: string,
+  state: 'active' | 'suspended' | 'archived',
+  by: AuditBy = SYSTEM,
+  details: Record<string, unknown> = {},
+): Promise<sql.TenantRow> {
+  await client.query(tenantLock(tenantId));
+  const tenant = (await client.query<sql.TenantRow>(sql.selectTenantForUpdate(tenantId))).rows[0];
+  if (!tenant) throw new TenantNotFoundError(tenantId);
+  if (tenant.state === 'deleted' || tenant.state === 'provisioning') throw stateError(tenantId, tenant.state);
+  const row = (await client.query<sql.TenantRow>(sql.setState(tenantId, state))).rows[0] as sql.TenantRow;
+  await record(
+    client,
+    by,
+    tenantEvent(tenantId, STATE_ACTIONS[state], { ...details, from: tenant.state, to: state }),
+  );
+  return row;
 }
 
 export async function setLegalHold(

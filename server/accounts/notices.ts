@@ -72,9 +72,18 @@ const CHANGES: Record<string, string> = {
     'New recovery codes were made for your account (the old ones stopped working)',
 };
 
+/** The notice of a sign-in that kept a workspace flagged as inactive (docs/LIFECYCLE.md); `at`: inactive since. */
+export const INACTIVE_NOTICE = 'workspace.inactive';
+
+export function inactivityNotice(inactiveSince: Date): AccountNotice {
+  return { kind: INACTIVE_NOTICE, at: inactiveSince.toISOString(), ip: null, device: null };
+}
+
 /** The notices as sentences for a person, with `displayTime` for the dates. */
 export function describeSignInNotices(found: SignInNotices, displayTime: (at: string) => string): string[] {
   const lines = found.notices.map((n) => {
+    if (n.kind === INACTIVE_NOTICE)
+      return `Your workspace had not been used since ${displayTime(n.at)}, and was marked inactive: unused workspaces are suspended, then deleted. Signing in has kept it, so there is nothing more to do.`;
     const where = [n.ip && `from ${n.ip}`, n.device && `(${n.device})`].filter(Boolean).join(' ');
     const what = CHANGES[n.kind] ?? `A security setting of your account was changed (${n.kind})`;
     return `${what} on ${displayTime(n.at)}${where ? ` ${where}` : ''}. If that was not you, change your password now.`;

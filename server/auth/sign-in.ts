@@ -5,9 +5,15 @@
 import { createHmac } from 'node:crypto';
 import type { Request } from 'express';
 import { record } from '../../kernel/audit-inbox.ts';
+import { recordSignIn } from '../../tenancy/inactivity.ts';
 import { LoginFailedError } from '../accounts/accounts.ts';
 import { checkSecondFactor, MfaRefusedError } from '../accounts/mfa.ts';
-import { countFailedAttempt, type SignInNotices, takeSignInNotices } from '../accounts/notices.ts';
+import {
+  countFailedAttempt,
+  inactivityNotice,
+  type SignInNotices,
+  takeSignInNotices,
+} from '../accounts/notices.ts';
 import type { UserRow } from '../accounts/users-sql.ts';
 import { AuthenticationError } from '../app-errors.ts';
 import { whoOf } from '../http/request-audit.ts';
@@ -86,12 +92,22 @@ export async function authenticateLocal(deps: RouteDeps, req: Request): Promise<
  * itself has succeeded.
  */
 export async function signInNotices(deps: RouteDeps, userId: string): Promise<SignInNotices> {
+  let found: SignInNotices;
   try {
-    return await takeSignInNotices(deps.pool, userId);
+    found = await takeSignInNotices(deps.pool, userId);
   } catch (err) {
     deps.log.warn('could not read the notices of a sign-in', { error: (err as Error).message });
-    return { failedAttemptsSinceLastSignIn: 0, notices: [] };
+    found = { failedAttemptsSinceLastSignIn: 0, notices: [] };
   }
+  // A sign-in is activity of the person's workspace, and clears its inactivity warning (docs/LIFECYCLE.md).
+  const inactive = await recordSignIn(deps.pool, userId, { actor: { type: 'user', id: userId } }).catch(
+    (err: unknown) => {
+      deps.log.warn('could not record a sign-in as workspace activity', { error: (err as Error).message });
+      return null;
+    },
+  );
+  if (inactive) found.notices.unshift(inactivityNotice(inactive.inactiveSince));
+  return found;
 }
 
 /**

@@ -56,7 +56,12 @@ export function problemFor(err: unknown): HttpProblem {
   // read as a transient lock to retry; a suspension is a decision about access.
   // The distinct code lets the UI show "suspended" rather than "forbidden".
   if (err instanceof TenantSuspendedError) {
-    return { status: 403, code: 'tenant_suspended', message: 'This workspace is suspended.' };
+    return {
+      status: 403,
+      code: 'tenant_suspended',
+      message:
+        'This workspace is suspended: nothing in it can be read or changed until an administrator resumes it. Ask your administrator to reactivate it.',
+    };
   }
   if (err instanceof TenantUnavailableError) {
     return {
