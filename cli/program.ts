@@ -12,6 +12,7 @@ import { registerAuditCommands } from './audit-commands.ts';
 import { registerBackupCommands } from './backup-commands.ts';
 import { registerJobCommands } from './jobs-commands.ts';
 import { registerLifecycleCommands } from './lifecycle-commands.ts';
+import { registerStatsCommands } from './stats-commands.ts';
 import { UsageError } from './usage-error.ts';
 
 const tenantCommands = () => import('./tenants.ts');
@@ -78,6 +79,7 @@ export function buildProgram(): Command {
     .action(async (id, opts) => {
       process.exitCode = await (await tenantCommands()).dropCommand(id, opts);
     });
+  registerStatsCommands(tenants); // tenants stats: cli/stats-commands.ts
   registerLifecycleCommands(tenants); // suspend|resume|archive|hold|release, lifecycle: cli/lifecycle-commands.ts
   const users = program.command('users').description('admin and auditor accounts');
   users

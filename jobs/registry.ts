@@ -7,8 +7,10 @@ import { lifecycleJob } from './lifecycle.ts';
 import { auditPruneJob } from './prune-audit.ts';
 import { restoreCheckJob } from './restore-check.ts';
 import { backupFleetJob, backupTenantJob } from './scheduled-backup.ts';
+import { tenantStatsJob } from './tenant-stats.ts';
 
 export const JOBS: readonly AnyJob[] = [
+  tenantStatsJob,
   auditPruneJob,
   backupFleetJob,
   backupTenantJob,

@@ -16,6 +16,7 @@ import { notesApiRoutes } from './api/notes-api.ts';
 import { searchApiRoutes } from './api/search-api.ts';
 import { sessionRoutes } from './api/sessions-api.ts';
 import { setupApiRoutes } from './api/setup-api.ts';
+import { statsApiRoutes } from './api/stats-api.ts';
 import { tasksApiRoutes } from './api/tasks-api.ts';
 import { tokenRoutes } from './api/tokens-api.ts';
 import { workspaceApiRoutes } from './api/workspace-api.ts';
@@ -39,6 +40,7 @@ export function routes(deps: RouteDeps): Router[] {
     backupJobsApiRoutes(deps),
     jobsApiRoutes(deps),
     lifecycleApiRoutes(deps),
+    statsApiRoutes(deps),
     notesApiRoutes(deps),
     tasksApiRoutes(deps),
     searchApiRoutes(deps),
