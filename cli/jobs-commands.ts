@@ -67,7 +67,8 @@ async function withContext<T>(poolSize: number, fn: (ctx: CliContext) => Promise
   }
 }
 
-async function jobBase(
+/** What a job run from the CLI is handed: the CLI's pool, the signing key, the configured backups. */
+export async function jobBase(
   ctx: CliContext,
   log: Logger,
 ): Promise<JobBase & { signer: import('../audit/signing.ts').Signer }> {

@@ -190,12 +190,10 @@ async function runNow(
   ctx: import('./connect.ts').CliContext,
   opts: { json?: boolean },
 ): Promise<Record<string, number>> {
-  const { loadSigner } = await import('../audit/signing.ts');
-  const { createBackups } = await import('../backup/context.ts');
   const { runJobNow } = await import('../jobs/scheduler.ts');
   const { lifecycleJob } = await import('../jobs/lifecycle.ts');
+  const { jobBase } = await import('./jobs-commands.ts');
   const winston = (await import('winston')).default;
-  const signer = await loadSigner(ctx.config, ctx.pool);
   // Each step on stderr as it is taken (a run that drops tenants takes a while); errors always.
   const log = winston.createLogger({
     level: process.stderr.isTTY && !opts.json ? 'info' : 'error',
@@ -206,13 +204,5 @@ async function runNow(
     }),
     transports: [new winston.transports.Stream({ stream: process.stderr })],
   });
-  return runJobNow(lifecycleJob, {
-    pool: ctx.pool,
-    log,
-    config: ctx.config,
-    clock: () => new Date(),
-    backups: createBackups(ctx.config, ctx.pool, { signer, migrations: ctx.migrations }),
-    signer,
-    migrations: ctx.migrations,
-  });
+  return runJobNow(lifecycleJob, await jobBase(ctx, log));
 }

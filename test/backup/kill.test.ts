@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { keyIdOf, rawPublicKey } from '../../audit/verifier/keys.ts';
 import { backupTenant } from '../../backup/backup.ts';
@@ -16,6 +14,7 @@ import { loadTenantMigrations } from '../../tenancy/templates.ts';
 import type { TenantRow } from '../../tenancy/tenant-sql.ts';
 import { TenantContext } from '../../tenancy/unit-of-work.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { killAtStep } from '../helpers/kill.ts';
 import { ADMIN, asides, contents, type Fixture, fill, fixture, shape } from './fixture.ts';
 
 const migrations = loadTenantMigrations();
@@ -83,51 +82,23 @@ describe('kill -9', () => {
   /** Runs the child until it prints `STEP <stopAt>`, then SIGKILLs it and waits until its sessions are gone. */
   async function killAt(mode: 'restore' | 'backup', stopAt: string): Promise<void> {
     const applicationName = `enclave-kill-${process.pid}-${run++}`;
-    const child: ChildProcess = spawn(process.execPath, [CHILD], {
+    await killAtStep({
+      script: CHILD,
       cwd: ROOT,
-      env: {
-        ...process.env,
-        ENCLAVE_CHILD_JOB: JSON.stringify({
-          url: db.url,
-          applicationName,
-          mode,
-          tenantId: t.id,
-          location: archive,
-          stopAt,
-          privateKeyPem,
-          storageDir: (f.ctx.storage as DirectoryStorage).dir,
-          tmpDir: f.dir,
-        }),
+      pool: db.pool,
+      stopAt,
+      job: {
+        url: db.url,
+        applicationName,
+        mode,
+        tenantId: t.id,
+        location: archive,
+        stopAt,
+        privateKeyPem,
+        storageDir: (f.ctx.storage as DirectoryStorage).dir,
+        tmpDir: f.dir,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stdout = '';
-    let stderr = '';
-    child.stderr?.on('data', (d) => {
-      stderr += d;
-    });
-    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout?.on('data', (d) => {
-        stdout += d;
-        if (stdout.includes(`STEP ${stopAt}\n`)) resolve();
-        if (stdout.includes('DONE')) reject(new Error(`the child finished without reaching ${stopAt}`));
-      });
-      child.on('exit', (code) => reject(new Error(`the child exited (${code}) before ${stopAt}: ${stderr}`)));
-    });
-    child.kill('SIGKILL');
-    await exited;
-    // PostgreSQL sees the connection go and rolls back; wait until it has.
-    for (let i = 0; ; i++) {
-      const n = (
-        await db.pool.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [
-          applicationName,
-        ])
-      ).rows[0].n;
-      if (n === 0) break;
-      if (i > 200) throw new Error(`the killed child's sessions are still there after 10 s`);
-      await sleep(50);
-    }
   }
 
   async function state() {

@@ -3,10 +3,8 @@
 // twice. The killed run is a child process (lifecycle-child.ts) stopped at a
 // named step; the resumed run is the same job body, here.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { listBackups } from '../../backup/catalog.ts';
 import { lifecycleDeps } from '../../jobs/lifecycle.ts';
@@ -16,6 +14,7 @@ import { provisionTenant } from '../../tenancy/provision.ts';
 import type { TenantRow } from '../../tenancy/tenant-sql.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { jobContext, type TestJobContext } from '../helpers/jobs.ts';
+import { killAtStep } from '../helpers/kill.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CHILD = fileURLToPath(new URL('./lifecycle-child.ts', import.meta.url));
@@ -54,48 +53,21 @@ describe('the lifecycle killed with kill -9 and run again', () => {
   /** Runs the child as of `days` until it prints `STEP <stopAt>`, SIGKILLs it, waits until its sessions are gone. */
   async function killAt(stopAt: string, days: number): Promise<void> {
     const applicationName = `enclave-lifecycle-kill-${process.pid}-${run++}`;
-    const child: ChildProcess = spawn(process.execPath, [CHILD], {
+    await killAtStep({
+      script: CHILD,
       cwd: ROOT,
-      env: {
-        ...process.env,
-        ENCLAVE_CHILD_JOB: JSON.stringify({
-          url: db.url,
-          applicationName,
-          dataDir: ctx.dir,
-          backupDir: ctx.backups.storage.dir,
-          keyFile: path.join(ctx.dir, 'audit-signing-key.pem'),
-          nowMs: t0 + days * DAY,
-          stopAt,
-        }),
+      pool: db.pool,
+      stopAt,
+      job: {
+        url: db.url,
+        applicationName,
+        dataDir: ctx.dir,
+        backupDir: ctx.backups.storage.dir,
+        keyFile: path.join(ctx.dir, 'audit-signing-key.pem'),
+        nowMs: t0 + days * DAY,
+        stopAt,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stdout = '';
-    let stderr = '';
-    child.stderr?.on('data', (d) => {
-      stderr += d;
-    });
-    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout?.on('data', (d) => {
-        stdout += d;
-        if (stdout.includes(`STEP ${stopAt}\n`)) resolve();
-        if (stdout.includes('DONE')) reject(new Error(`the child finished without reaching ${stopAt}`));
-      });
-      child.on('exit', (code) => reject(new Error(`the child exited (${code}) before ${stopAt}: ${stderr}`)));
-    });
-    child.kill('SIGKILL');
-    await exited;
-    for (let i = 0; ; i++) {
-      const n = (
-        await db.pool.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [
-          applicationName,
-        ])
-      ).rows[0].n;
-      if (n === 0) break;
-      if (i > 200) throw new Error(`the killed child's sessions are still there after 10 s`);
-      await sleep(50);
-    }
   }
 
   const actions = async (t: TenantRow) =>
