@@ -255,6 +255,11 @@ const schema = z.object({
       return v;
     }),
   METRICS_PORT: int('METRICS_PORT', 0, 65535, 0),
+  ADMIN_REAUTH_MINUTES: int('ADMIN_REAUTH_MINUTES', 1, 1440, 10),
+  THREAT_WINDOW_MINUTES: int('THREAT_WINDOW_MINUTES', 1, 1440, 10),
+  THREAT_FAILED_SIGNINS: int('THREAT_FAILED_SIGNINS', 2, 100_000, 10),
+  THREAT_NOT_FOUND_BURST: int('THREAT_NOT_FOUND_BURST', 2, 100_000, 30),
+  THREAT_REJECTED_BURST: int('THREAT_REJECTED_BURST', 2, 100_000, 20),
 });
 
 export type Config = z.output<typeof schema>;
@@ -576,5 +581,32 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     name: 'METRICS_PORT',
     fallback: '0',
     meaning: 'also serve `/metrics` (token required) on this port of `HOST`; `0`: not on a separate port',
+  },
+  {
+    name: 'ADMIN_REAUTH_MINUTES',
+    fallback: '10',
+    meaning:
+      "a destructive admin action (restore, suspend, deactivate, role change, MFA reset, ending sessions) needs the admin's password (or MFA code) confirmed within this many minutes ([ADMIN.md](ADMIN.md))",
+  },
+  {
+    name: 'THREAT_WINDOW_MINUTES',
+    fallback: '10',
+    meaning: 'the window the burst thresholds below count in (threat flags, [ADMIN.md](ADMIN.md))',
+  },
+  {
+    name: 'THREAT_FAILED_SIGNINS',
+    fallback: '10',
+    meaning:
+      'failed sign-ins for one account or from one address within the window that raise a flag (a lockout always does)',
+  },
+  {
+    name: 'THREAT_NOT_FOUND_BURST',
+    fallback: '30',
+    meaning: '404s on workspace ids for one session within the window that raise an enumeration flag',
+  },
+  {
+    name: 'THREAT_REJECTED_BURST',
+    fallback: '20',
+    meaning: 'rejected API tokens or CSRF failures from one address within the window that raise a flag',
   },
 ];

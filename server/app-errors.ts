@@ -45,6 +45,16 @@ export class ForbiddenError extends AppError {
   override name = 'ForbiddenError';
 }
 
+/** A destructive admin action without a recent password (or MFA code) check: confirm, then retry. */
+export class ReauthRequiredError extends AppError {
+  override name = 'ReauthRequiredError';
+  constructor(
+    message = 'Confirm your password first (POST /api/v1/admin/reauth, or the page it sends you to), then try again.',
+  ) {
+    super(message);
+  }
+}
+
 export class CsrfError extends AppError {
   override name = 'CsrfError';
   constructor() {

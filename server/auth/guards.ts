@@ -142,6 +142,22 @@ export const auditorPageGuard: RequestHandler = (req, res, next) => {
   next();
 };
 
+// --- Admins ---------------------------------------------------------------------
+
+/**
+ * The /admin pages: anonymous visitors are sent to sign in; anyone signed in
+ * but not an admin, or signed in with an API token, gets 403. Nothing is
+ * kept by a cache.
+ */
+export const adminPageGuard: RequestHandler = (req, res, next) => {
+  const user = signedIn(req);
+  if (!user) return res.redirect(303, '/login');
+  if (user.role !== 'admin' || user.via !== 'session')
+    return next(new ForbiddenError('The admin console is open to admins only.'));
+  res.setHeader('Cache-Control', 'no-store');
+  next();
+};
+
 // --- Two-step sign-in (MFA) ---------------------------------------------------
 
 /** Two-step sign-in is managed from a browser session, never with an API token. */

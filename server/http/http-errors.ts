@@ -27,6 +27,7 @@ import {
   ProvisioningFailedError,
   QuotaExceededError,
   RateLimitedError,
+  ReauthRequiredError,
   ServerBusyError,
   SessionsUnavailableError,
   ValidationError,
@@ -113,6 +114,8 @@ function appProblem(err: unknown): HttpProblem | undefined {
     return { status: 403, code: 'mfa_enrolment_required', message: err.message };
   }
   if (err instanceof CsrfError) return { status: 403, code: 'csrf_failed', message: err.message };
+  if (err instanceof ReauthRequiredError)
+    return { status: 403, code: 'reauth_required', message: err.message };
   if (err instanceof ForbiddenError) return { status: 403, code: 'forbidden', message: err.message };
   if (err instanceof NotFoundError) return { status: 404, code: 'not_found', message: err.message };
   if (err instanceof VersionConflictError) {
