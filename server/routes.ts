@@ -13,6 +13,7 @@ import { jobsApiRoutes } from './api/jobs-api.ts';
 import { lifecycleApiRoutes } from './api/lifecycle-api.ts';
 import { mfaRoutes } from './api/mfa-api.ts';
 import { notesApiRoutes } from './api/notes-api.ts';
+import { reauthApiRoutes } from './api/reauth-api.ts';
 import { searchApiRoutes } from './api/search-api.ts';
 import { sessionRoutes } from './api/sessions-api.ts';
 import { setupApiRoutes } from './api/setup-api.ts';
@@ -36,6 +37,7 @@ export function routes(deps: RouteDeps): Router[] {
     authRoutes(deps),
     sessionRoutes(deps),
     adminApiRoutes(deps),
+    reauthApiRoutes(deps),
     backupApiRoutes(deps),
     backupJobsApiRoutes(deps),
     jobsApiRoutes(deps),
