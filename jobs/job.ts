@@ -36,7 +36,11 @@ export interface JobContext {
   signal: AbortSignal;
   /** Backups made and checked with the configured storage and keys. */
   backups: Backups;
-  signer: Signer;
+  /**
+   * The audit signing key. No job body uses it (backups sign with `backups.signer`);
+   * a run started from the web console has none.
+   */
+  signer?: Signer;
   migrations: readonly TenantMigration[];
   /**
    * Fan-out: one job of `job` per item. Under pg-boss each is sent to the job's

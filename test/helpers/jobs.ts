@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { openSigner, publishSigningKey } from '../../audit/signing.ts';
+import { openSigner, publishSigningKey, type Signer } from '../../audit/signing.ts';
 import { createBackups } from '../../backup/context.ts';
 import type { AnyJob, JobContext, JobCounts } from '../../jobs/job.ts';
 import { type Config, loadConfig } from '../../kernel/config.ts';
@@ -16,6 +16,8 @@ import { loadTenantMigrations } from '../../tenancy/templates.ts';
 import { type CapturedLog, captureLog } from './log.ts';
 
 export interface TestJobContext extends JobContext {
+  /** The published test key (a JobContext's is optional). */
+  signer: Signer;
   captured: CapturedLog;
   /** The temporary directory (backups, key); removed by cleanup(). */
   dir: string;
