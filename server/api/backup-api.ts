@@ -6,7 +6,8 @@
 // and verifications here (`tenant.backup.download`, `tenant.backup.verify`:
 // a download is a copy of the whole workspace leaving the server). Input is checked before anything
 // runs: ids that are not ids are a 404, unknown fields and query parameters a
-// 400, and a restore in place needs the tenant id typed back in `confirm`.
+// 400, and a restore in place needs the tenant id typed back in `confirm`
+// and the admin's password confirmed recently (POST /api/v1/admin/reauth).
 import { pipeline } from 'node:stream/promises';
 import { type Request, type Response, Router } from 'express';
 import { z } from 'zod';
@@ -20,6 +21,7 @@ import { isTenantId } from '../../kernel/identifiers.ts';
 import * as tsql from '../../tenancy/tenant-sql.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../app-errors.ts';
 import { requireRole, requireSessionLogin } from '../auth/guards.ts';
+import { requireRecentAuth } from '../auth/recent-auth.ts';
 import { whoOf } from '../http/request-audit.ts';
 import type { RouteDeps } from '../http/route-deps.ts';
 import { parse } from '../workspace/validation.ts';
@@ -37,12 +39,20 @@ const RestoreBody = z.strictObject({
 
 export function backupApiRoutes(deps: RouteDeps): Router {
   const admin = [requireSessionLogin, requireRole('admin')];
-  return Router()
-    .post(BASE, ...admin, (req, res) => createBackup(deps, req, res))
-    .get(BASE, ...admin, (req, res) => listTenantBackups(deps, req, res))
-    .get(`${BASE}/:backupId/download`, ...admin, (req, res) => downloadBackup(deps, req, res))
-    .post(`${BASE}/:backupId/verify`, ...admin, (req, res) => verifyBackup(deps, req, res))
-    .post(`${BASE}/:backupId/restore`, ...admin, (req, res) => restoreBackup(deps, req, res));
+  return (
+    Router()
+      .post(BASE, ...admin, (req, res) => createBackup(deps, req, res))
+      .get(BASE, ...admin, (req, res) => listTenantBackups(deps, req, res))
+      .get(`${BASE}/:backupId/download`, ...admin, (req, res) => downloadBackup(deps, req, res))
+      .post(`${BASE}/:backupId/verify`, ...admin, (req, res) => verifyBackup(deps, req, res))
+      // Destructive: the admin's password confirmed within ADMIN_REAUTH_MINUTES (else 403 reauth_required).
+      .post(
+        `${BASE}/:backupId/restore`,
+        ...admin,
+        requireRecentAuth(deps.config.ADMIN_REAUTH_MINUTES),
+        (req, res) => restoreBackup(deps, req, res),
+      )
+  );
 }
 
 /** The public shape of a backup (the server's paths stay on the server: only the file name). */

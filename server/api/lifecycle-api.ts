@@ -3,7 +3,9 @@
 // /api/v1/admin/tenants/:tenantId/…; a tenant's lifecycle and step log; and
 // the lifecycle's dry-run plan (GET /api/v1/admin/lifecycle: what each step
 // would do, to whom, when, changing nothing). Admins only, from a browser
-// session, like the rest of the admin API. Every change is audited on the
+// session, like the rest of the admin API; suspend, archive and release (legal
+// hold off) also need the admin's password confirmed recently (POST
+// /api/v1/admin/reauth, else 403 reauth_required). Every change is audited on the
 // tenant's chain by the service (tenant.suspend / resume / archive,
 // tenant.legal_hold.on / off) with the admin as the actor. Ids that are not
 // ids are a 404, unknown fields and query parameters a 400.
@@ -25,6 +27,7 @@ import {
 } from '../../tenancy/inactivity.ts';
 import { ConflictError, NotFoundError } from '../app-errors.ts';
 import { requireRole, requireSessionLogin } from '../auth/guards.ts';
+import { requireRecentAuth } from '../auth/recent-auth.ts';
 import { whoOf } from '../http/request-audit.ts';
 import type { RouteDeps } from '../http/route-deps.ts';
 import { parse } from '../workspace/validation.ts';
@@ -48,6 +51,9 @@ const PlanQuery = z.strictObject({
 
 type Action = 'suspend' | 'resume' | 'archive' | 'hold' | 'release';
 
+/** The destructive ones: the admin's password confirmed within ADMIN_REAUTH_MINUTES (else 403 reauth_required). */
+const DESTRUCTIVE: ReadonlySet<Action> = new Set(['suspend', 'archive', 'release']);
+
 /** The lifecycle's settings, from the server's configuration. */
 export function lifecycleConfigOf(deps: { config: LifecycleConfig }): LifecycleConfig {
   return deps.config;
@@ -55,9 +61,12 @@ export function lifecycleConfigOf(deps: { config: LifecycleConfig }): LifecycleC
 
 export function lifecycleApiRoutes(deps: LifecycleRouteDeps): Router {
   const admin = [requireSessionLogin, requireRole('admin')];
+  const recent = requireRecentAuth(deps.config.ADMIN_REAUTH_MINUTES);
   const router = Router();
   for (const action of ['suspend', 'resume', 'archive', 'hold', 'release'] as const)
-    router.post(`${BASE}/${action}`, ...admin, (req, res) => change(deps, action, req, res));
+    router.post(`${BASE}/${action}`, ...admin, ...(DESTRUCTIVE.has(action) ? [recent] : []), (req, res) =>
+      change(deps, action, req, res),
+    );
   router.get(`${BASE}/lifecycle`, ...admin, (req, res) => showTenant(deps, req, res));
   router.get('/api/v1/admin/lifecycle', ...admin, (req, res) => showPlan(deps, req, res));
   return router;

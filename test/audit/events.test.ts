@@ -318,6 +318,12 @@ describe('audit events', () => {
 
     const ops = await signIn(t.url, email, GOOD_PASSWORD);
     await signIn(t.url, owner.email, GOOD_PASSWORD); // a session for the admin to end
+    // Ending a session needs the admin's password confirmed first (its own event, `admin.reauth`).
+    await ops.agent
+      .post('/api/v1/admin/reauth')
+      .set('X-CSRF-Token', ops.csrf)
+      .send({ password: GOOD_PASSWORD })
+      .expect(204);
     m = await mark();
     const listed = await ops.agent.get(`/api/v1/admin/tenants/${owner.user.tenantId}/sessions`).expect(200);
     const session = (listed.body.sessions as Array<{ id: string }>)[0]?.id as string;

@@ -249,6 +249,17 @@ describe('accounts and sessions over HTTP', () => {
         .delete(`/api/v1/admin/sessions/${target}`)
         .set('X-CSRF-Token', owner.csrf)
         .expect(403);
+      // Ending a session is destructive: refused until the admin confirms their password.
+      const refused = await admin.agent
+        .delete(`/api/v1/admin/sessions/${target}`)
+        .set('X-CSRF-Token', admin.csrf)
+        .expect(403);
+      assert.equal(refused.body.error.code, 'reauth_required');
+      await admin.agent
+        .post('/api/v1/admin/reauth')
+        .set('X-CSRF-Token', admin.csrf)
+        .send({ password: admin.password })
+        .expect(204);
       await admin.agent
         .delete(`/api/v1/admin/sessions/${target}`)
         .set('X-CSRF-Token', admin.csrf)

@@ -1,8 +1,9 @@
 // The admin backup API on a real server: admins back a workspace up, list,
 // download (the download verifies offline with the public key alone), verify
 // and restore it with the workspace id typed back; owners, their tokens,
-// auditors and strangers are kept out; hostile input is a 4xx that changes
-// nothing.
+// auditors and strangers are kept out; a restore needs the admin's password
+// confirmed recently (POST /api/v1/admin/reauth); hostile input is a 4xx that
+// changes nothing.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,6 +65,8 @@ describe('admin backup API', () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'enclave-backup-api-'));
     t = await startTestServer({ DATA_DIR: dataDir });
     admin = await signInPrivileged(t, 'admin');
+    // A restore is destructive: the admin confirms their password first (ADMIN_REAUTH_MINUTES).
+    await post(admin, '/api/v1/admin/reauth').send({ password: admin.password }).expect(204);
     auditor = await signInPrivileged(t, 'auditor');
     alice = await signUp(t.url);
     bob = await signUp(t.url);
@@ -262,6 +265,34 @@ describe('admin backup API', () => {
     assert.equal(await backupCount(), after, 'no backup was made');
     assert.equal(await tenantCount(), tenants, 'no tenant was made');
     assert.deepEqual(await notes(alice), before, 'nothing was restored');
+  });
+
+  test('a restore without a recent password check is 403 reauth_required and restores nothing', async () => {
+    const other = await signInPrivileged(t, 'admin');
+    const tenants = await tenantCount();
+    const before = await notes(alice);
+    for (const body of [{ confirm: tenant }, { asNew: 'Alice copy' }]) {
+      const res = await post(other, `${base()}/${first.id}/restore`).send(body).expect(403);
+      assert.equal(res.body.error.code, 'reauth_required');
+    }
+    assert.deepEqual(await notes(alice), before, 'nothing was restored');
+    assert.equal(await tenantCount(), tenants, 'no workspace was made');
+    // Listing, backing up and verifying are not destructive: no password check needed.
+    await other.agent.get(base()).expect(200);
+    await post(other, `${base()}/${first.id}/verify`).send({}).expect(200);
+    // Once confirmed, the same admin may restore (a wrong password does not count).
+    await post(other, '/api/v1/admin/reauth').send({ password: 'not-the-password' }).expect(401);
+    await post(other, `${base()}/${first.id}/restore`).send({ confirm: tenant }).expect(403);
+    await post(other, '/api/v1/admin/reauth').send({ password: other.password }).expect(204);
+    await post(other, `${base()}/${first.id}/restore`).send({ confirm: 'nope' }).expect(400);
+    const { rows } = await t.db.pool.query(
+      "SELECT outcome FROM control.audit_inbox WHERE action = 'admin.reauth' AND actor_id = $1 ORDER BY id",
+      [other.user.id],
+    );
+    assert.deepEqual(
+      rows.map((r) => r.outcome),
+      ['failure', 'success'],
+    );
   });
 
   test('restore in place needs the workspace id typed back; the owner then sees the restored data', async () => {

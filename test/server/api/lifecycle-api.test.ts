@@ -2,8 +2,9 @@
 // a flagged workspace's owner hears of it at sign-in (API notices and the page
 // flash) and the sign-in keeps it; a suspended one's owner gets the suspended
 // page and a 403 tenant_suspended from the API, never its data; admins
-// suspend, resume, hold and release in one call each, audited, and read the
-// dry-run plan; nobody else gets in.
+// suspend, resume, hold and release in one call each, audited (suspend,
+// archive and release after confirming their password), and read the dry-run
+// plan; nobody else gets in.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -93,6 +94,12 @@ describe('lifecycle over HTTP', () => {
       role: 'admin',
     });
     admin = await signIn(url, email, GOOD_PASSWORD);
+    // Suspend, archive and release are destructive: the admin confirms their password first.
+    await admin.agent
+      .post('/api/v1/admin/reauth')
+      .set('X-CSRF-Token', admin.csrf)
+      .send({ password: GOOD_PASSWORD })
+      .expect(204);
     alice = await signUp(url);
     tenant = alice.user.tenantId as string;
     await alice.agent
@@ -245,5 +252,29 @@ describe('lifecycle over HTTP', () => {
     await alice.agent.get('/api/v1/admin/lifecycle').expect(403);
     await request(url).get('/api/v1/admin/lifecycle').expect(401);
     assert.equal((await lifecycleOf(db.pool, tenant)).state, 'active');
+  });
+
+  test('suspend, archive and release need a recent password check (403 reauth_required, nothing changes); resume and hold do not', async () => {
+    const email = uniqueEmail('admin');
+    await createPrivilegedUser(db.pool, {
+      email,
+      password: GOOD_PASSWORD,
+      displayName: 'other',
+      role: 'admin',
+    });
+    const other = await signIn(url, email, GOOD_PASSWORD);
+    for (const action of ['suspend', 'archive', 'release']) {
+      const res = await post(other, `/api/v1/admin/tenants/${tenant}/${action}`).send({}).expect(403);
+      assert.equal(res.body.error.code, 'reauth_required', action);
+    }
+    await post(other, `/api/v1/admin/tenants/${tenant}/hold`).send({}).expect(200);
+    await post(other, `/api/v1/admin/tenants/${tenant}/resume`).send({}).expect(200);
+    const row = await lifecycleOf(db.pool, tenant);
+    assert.deepEqual([row.state, row.legal_hold], ['active', true], 'held, never suspended or archived');
+    await post(other, `/api/v1/admin/tenants/${tenant}/release`).send({}).expect(403);
+    assert.equal((await lifecycleOf(db.pool, tenant)).legal_hold, true, 'still held');
+    await post(other, '/api/v1/admin/reauth').send({ password: GOOD_PASSWORD }).expect(204);
+    await post(other, `/api/v1/admin/tenants/${tenant}/release`).send({}).expect(200);
+    assert.equal((await lifecycleOf(db.pool, tenant)).legal_hold, false);
   });
 });
