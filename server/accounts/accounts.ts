@@ -93,17 +93,25 @@ export async function register(
 
 /**
  * A failed sign-in. The person sees the same words either way; the audit trail
- * gets the reason and, for a known account, who it was.
+ * gets the reason and, for a known account, who it was. The one exception is
+ * a deactivated account with the RIGHT password: only someone who knows the
+ * password is told that the account is deactivated (never before the password
+ * is checked, and after the same work as a wrong one).
  */
 export class LoginFailedError extends AuthenticationError {
   override name = 'LoginFailedError';
-  readonly reason: 'unknown_account' | 'wrong_password';
+  readonly reason: 'unknown_account' | 'wrong_password' | 'account_deactivated';
   /** The account tried, when the email belongs to one. */
   readonly user: { userId: string; role: sql.Role; tenantId: string | null } | undefined;
   /** The normalised email that was tried (for a keyed hash in the trail, never stored as is). */
   readonly email: string | undefined;
-  constructor(reason: LoginFailedError['reason'], user: sql.UserRow | undefined, email: string | undefined) {
-    super();
+  constructor(
+    reason: LoginFailedError['reason'],
+    user: sql.UserRow | undefined,
+    email: string | undefined,
+    message?: string,
+  ) {
+    super(message);
     this.reason = reason;
     this.user = user ? { userId: user.id, role: user.role, tenantId: user.tenant_id } : undefined;
     // Not enumerable: an error that reaches a log line must not carry the address.
@@ -111,7 +119,15 @@ export class LoginFailedError extends AuthenticationError {
   }
 }
 
-/** The user for these credentials, or LoginFailedError; same work whether or not the email exists. */
+/** What the right password of a deactivated account hears (docs/ADMIN.md, People). */
+export const DEACTIVATED =
+  'This account has been deactivated by an administrator, so it cannot sign in. Ask your administrator if you think this is a mistake.';
+
+/**
+ * The user for these credentials, or LoginFailedError; same work whether or
+ * not the email exists. A deactivated account is refused after its password
+ * is checked, with words of its own.
+ */
 export async function authenticate(pool: Pool, email: unknown, password: unknown): Promise<sql.UserRow> {
   let normalized: string | undefined;
   try {
@@ -123,6 +139,7 @@ export async function authenticate(pool: Pool, email: unknown, password: unknown
   const ok = await verifyPassword(user?.password_hash, typeof password === 'string' ? password : '');
   if (!user) throw new LoginFailedError('unknown_account', undefined, normalized);
   if (!ok) throw new LoginFailedError('wrong_password', user, normalized);
+  if (user.deactivated_at) throw new LoginFailedError('account_deactivated', user, normalized, DEACTIVATED);
   return user;
 }
 

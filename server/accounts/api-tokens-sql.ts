@@ -71,7 +71,7 @@ export interface TokenPrincipalRow {
 /**
  * Everything a request needs to trust a token, in one round trip: the live
  * token and its owner, who must be a workspace owner (a token of anyone else
- * is refused here too, not only at creation). The same statement records the
+ * is refused here too, not only at creation) whose account is not deactivated. The same statement records the
  * use, at most once a minute per token: the WHERE clause makes concurrent
  * requests (on any number of instances) write once, and a data-modifying CTE
  * runs whether or not the outer query reads it.
@@ -83,6 +83,7 @@ export const tokenPrincipal = (hash: Buffer): Statement => ({
              FROM control.api_tokens a
              JOIN control.users u ON u.id = a.user_id
             WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND u.role = 'user' AND u.tenant_id IS NOT NULL
+              AND u.deactivated_at IS NULL
          ), touched AS (
            UPDATE control.api_tokens a SET last_used_at = now()
              FROM t

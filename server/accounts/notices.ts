@@ -70,6 +70,8 @@ const CHANGES: Record<string, string> = {
   'mfa.disable': 'Two-step sign-in was turned off for your account',
   'mfa.recovery_codes.regenerate':
     'New recovery codes were made for your account (the old ones stopped working)',
+  'mfa.reset':
+    'An administrator reset two-step sign-in for your account (your recovery codes stopped working)',
 };
 
 /** The notice of a sign-in that kept a workspace flagged as inactive (docs/LIFECYCLE.md); `at`: inactive since. */

@@ -17,10 +17,12 @@ export interface UserRow {
   mfa_required: boolean;
   created_at: Date;
   password_changed_at: Date;
+  /** Set while an admin has the account deactivated: no sign-in, no session, no API token. */
+  deactivated_at: Date | null;
 }
 
 const USER = `id, email, email_normalized, display_name, password_hash, role, tenant_id, mfa_secret,
-              mfa_enabled_at, mfa_required, created_at, password_changed_at`;
+              mfa_enabled_at, mfa_required, created_at, password_changed_at, deactivated_at`;
 
 export const insertUser = (u: {
   email: string;
@@ -99,8 +101,8 @@ export const insertSession = (
 
 /**
  * Everything a request needs to trust its session, in one round trip: the
- * registry row (not revoked, within its absolute lifetime), the user, and the
- * state of the user's tenant.
+ * registry row (not revoked, within its absolute lifetime), the user (not
+ * deactivated), and the state of the user's tenant.
  */
 export const sessionPrincipal = (sessionId: string, absoluteSeconds: number): Statement => ({
   text: `SELECT s.id AS session_id, s.last_seen_at, u.id AS user_id, u.email, u.display_name, u.role, u.tenant_id,
@@ -108,7 +110,8 @@ export const sessionPrincipal = (sessionId: string, absoluteSeconds: number): St
            FROM control.user_sessions s
            JOIN control.users u ON u.id = s.user_id
            LEFT JOIN control.tenants t ON t.id = u.tenant_id
-          WHERE s.id = $1 AND s.revoked_at IS NULL AND s.created_at > now() - make_interval(secs => $2)`,
+          WHERE s.id = $1 AND s.revoked_at IS NULL AND s.created_at > now() - make_interval(secs => $2)
+            AND u.deactivated_at IS NULL`,
   values: [sessionId, absoluteSeconds],
 });
 
