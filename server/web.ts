@@ -35,6 +35,9 @@ import { TenantSlots } from './load/tenant-slots.ts';
 import { routes } from './routes.ts';
 import { SessionRegistry } from './sessions/registry.ts';
 import { createSessionBackend } from './sessions/store.ts';
+import { ThreatDetector } from './threats/detector.ts';
+import { threatRules } from './threats/rules.ts';
+import { currentRequest, threatWatch } from './threats/watch.ts';
 import { auditContent } from './workspace/change-audit.ts';
 import { quotaBytesOf } from './workspace/storage.ts';
 
@@ -71,12 +74,25 @@ export async function buildWeb(options: {
   const auditKey = createHmac('sha256', secret).update('enclave audit: email digest').digest();
   // Rate limits and account lockout: before sessions, so a refused guess costs no session lookup;
   // `attempts` takes the same counts to the password and code checks behind a session.
+  // Threat flags (server/threats/): burst counts in the abuse counters' Redis, under their prefix.
+  const threats = new ThreatDetector({
+    pool,
+    redis: backend.redis,
+    prefix: resolveAbuseOptions(options.abuse).prefix,
+    rules: threatRules(config),
+    log,
+  });
+  // SQLSTATE 42501 inside a tenant unit of work: a critical flag, with the request it happened in.
+  const stopDenied = options.tenants.onPermissionDenied((info) =>
+    threats.permissionDenied(info, currentRequest()),
+  );
   const abuse = createAbuseProtection({
     redis: backend.redis,
     secret,
     log,
     overrides: options.abuse,
     tally: attemptTally(pool, log),
+    onLockout: (req) => threats.lockout(req),
   });
   const deps = routeDeps(options, {
     registry,
@@ -84,6 +100,7 @@ export async function buildWeb(options: {
     migrations,
     auditKey,
     attempts: abuse.attempts,
+    threats,
     redis: backend.redis,
   });
   const metrics = new Metrics({
@@ -96,6 +113,8 @@ export async function buildWeb(options: {
     middleware: [
       // Stylesheet and icon: before sessions, so they cost no session lookup.
       assetsRouter(),
+      // Before anything that can refuse a request: it looks at every answer (server/threats/watch.ts).
+      threatWatch(threats),
       abuse.middleware,
       ...sessionMiddleware({ store: backend.store, secret, idleSeconds, passport }),
       // GET /metrics: after the session (an admin may read it), before bearerAuth, which refuses
@@ -107,7 +126,11 @@ export async function buildWeb(options: {
     checks: backend.redis ? { redis: backend.check } : {},
     deps,
     metrics,
-    close: backend.close,
+    close: async () => {
+      stopDenied();
+      await threats.settled();
+      await backend.close();
+    },
   };
 }
 
@@ -116,7 +139,7 @@ type WebOptions = Parameters<typeof buildWeb>[0];
 /** What the routers are handed (server/http/route-deps.ts), from the configuration and the parts built above. */
 function routeDeps(
   options: WebOptions,
-  parts: Pick<RouteDeps, 'registry' | 'passport' | 'migrations' | 'auditKey' | 'attempts'> & {
+  parts: Pick<RouteDeps, 'registry' | 'passport' | 'migrations' | 'auditKey' | 'attempts' | 'threats'> & {
     redis: ReturnType<typeof createSessionBackend>['redis'];
   },
 ): RouteDeps {

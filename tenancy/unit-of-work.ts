@@ -6,7 +6,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { type AuditEvent, insertAuditEvent } from '../kernel/audit-inbox.ts';
 import { type Pool, run, type Statement, type TransactionOptions } from '../kernel/db.ts';
-import { QueryTimeoutError, translateDbError } from '../kernel/errors.ts';
+import { PermissionDeniedError, QueryTimeoutError, translateDbError } from '../kernel/errors.ts';
 import { checkTenantName, ident, isTenantId } from '../kernel/identifiers.ts';
 import type { Orm } from './orm.ts';
 import { stateError, TenantNotFoundError } from './tenancy-errors.ts';
@@ -65,6 +65,17 @@ export interface RunOptions extends Pick<TransactionOptions, 'isolation'> {
   statementTimeoutMs?: number;
 }
 
+/**
+ * What a listener hears when PostgreSQL refused the tenant role (SQLSTATE
+ * 42501) inside a unit of work: which tenant, never the statement (it can
+ * hold data). A tenant role is only ever refused by a bug or by an attempt to
+ * reach another tenant's data; the server raises a critical threat flag.
+ */
+export interface PermissionDeniedInfo {
+  tenantId: string;
+  sqlstate: string;
+}
+
 interface Cached {
   row: sql.TenantRow;
   at: number;
@@ -114,6 +125,7 @@ export class TenantContext {
   readonly #cache = new Map<string, Cached>();
   readonly #touched = new Map<string, number>();
   readonly #gate: TenantGate;
+  readonly #deniedListeners = new Set<(info: PermissionDeniedInfo) => void>();
 
   constructor(orm: Orm, pool: Pool, options: TenantContextOptions) {
     this.#orm = orm;
@@ -187,7 +199,11 @@ export class TenantContext {
       if (idle > 0 && lostConnection(err) && performance.now() - started >= idle) {
         throw new QueryTimeoutError(`the transaction was idle for more than ${idle} ms`, '25P03', err);
       }
-      throw translateDbError(err);
+      const translated = translateDbError(err);
+      if (translated instanceof PermissionDeniedError) {
+        this.#permissionDenied({ tenantId, sqlstate: translated.code ?? '42501' });
+      }
+      throw translated;
     }
   }
 
@@ -209,6 +225,25 @@ export class TenantContext {
     }
     if (row.state !== 'active') throw stateError(tenantId, row.state);
     return row;
+  }
+
+  /**
+   * Calls `listener` (synchronously, errors ignored) whenever a unit of work
+   * fails with permission denied (42501). Returns the way to stop listening.
+   */
+  onPermissionDenied(listener: (info: PermissionDeniedInfo) => void): () => void {
+    this.#deniedListeners.add(listener);
+    return () => this.#deniedListeners.delete(listener);
+  }
+
+  #permissionDenied(info: PermissionDeniedInfo): void {
+    for (const listener of this.#deniedListeners) {
+      try {
+        listener(info);
+      } catch {
+        // A listener's failure must not replace the error of the unit of work.
+      }
+    }
   }
 
   /** Forget a cached state at once (after suspend, drop, restore in this process). */

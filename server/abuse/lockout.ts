@@ -210,8 +210,12 @@ export function accountLockout(options: {
   secret: string;
   log: Logger;
   tally: AttemptTally;
+  /** The failure that arms the lockout (LockoutPolicy.lockoutAfter); with onLockout. */
+  lockoutAfter?: number;
+  /** Told when a failed sign-in has just locked the account it named (the threat detector). */
+  onLockout?: (req: Request) => void;
 }): RequestHandler {
-  const { counter, secret, log, tally } = options;
+  const { counter, secret, log, tally, lockoutAfter, onLockout } = options;
   return async (req, res, next) => {
     let credentials: SignInCredentials;
     try {
@@ -231,8 +235,12 @@ export function accountLockout(options: {
       tally.refusedSignIn(credentials.normalizedEmail);
       return next(new RateLimitedError(retryAfterSeconds(attempt.retryAfterMs), 'failed sign-ins'));
     }
+    const locks = lockoutAfter !== undefined && attempt.failures >= lockoutAfter;
     res.once('finish', () => {
-      if (!signedInAs(req, res, credentials.email)) return;
+      if (!signedInAs(req, res, credentials.email)) {
+        if (locks) onLockout?.(req);
+        return;
+      }
       counter.reset(key).catch((err: unknown) => {
         log.warn('could not clear the sign-in failures of an account', { error: (err as Error).message });
       });

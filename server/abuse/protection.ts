@@ -46,6 +46,8 @@ export interface AbuseProtectionOptions {
   overrides?: AbuseOverrides;
   /** Where refused and failed attempts on known accounts are counted for their owners. */
   tally?: AttemptTally;
+  /** Told when a failed sign-in locks the account it named (the threat detector, server/threats/). */
+  onLockout?: (req: Request) => void;
 }
 
 export interface AbuseProtection {
@@ -100,7 +102,14 @@ export function createAbuseProtection(options: AbuseProtectionOptions): AbusePro
     what: 'API requests from your network',
     key: clientAddress,
   });
-  const lockout = accountLockout({ counter, secret, log, tally });
+  const lockout = accountLockout({
+    counter,
+    secret,
+    log,
+    tally,
+    lockoutAfter: settings.lockout.lockoutAfter,
+    onLockout: options.onLockout,
+  });
   const attempts = new CredentialAttempts({ counter, secret, perIp: signInPerIp, tally, log });
 
   const stepsFor = (req: Request): RequestHandler[] => {

@@ -44,6 +44,8 @@ export async function startSession(
     who(req, user),
     { method },
   );
+  // Admins and auditors: a sign-in from an address this account has not used lately is a threat flag.
+  deps.threats.signedIn(req, { id: user.id, role: user.role }, sessionId);
   const principal = principalFromRow(
     {
       user_id: user.id,
@@ -160,6 +162,8 @@ async function recordFailedLogin(
   }).catch((e: unknown) => deps.log.warn('could not record a failed sign-in', { error: e }));
   // And its owner hears of it at their next sign-in.
   if (account) await countFailedAttempt(deps.pool, account.userId).catch(() => {});
+  // Bursts per account and per address raise threat flags (server/threats/).
+  deps.threats.failedSignIn(req, account?.userId);
 }
 
 /** HMAC-SHA256 of a normalised email under the deployment's audit key (hex, 128 bits). */

@@ -259,9 +259,18 @@ export function notFound(): RequestHandler {
 
 const OVERLOAD = new Set(['query_timeout', 'server_busy']);
 
+// The code each response was answered with by errorHandler (the threat watch reads it when the response is sent).
+const answeredWith = new WeakMap<Response, string>();
+
+/** The problem code errorHandler answered this response with (e.g. `csrf_failed`); undefined if it did not. */
+export function problemCodeOf(res: Response): string | undefined {
+  return answeredWith.get(res);
+}
+
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const problem = problemFor(err);
+    answeredWith.set(res, problem.code);
     const fields = {
       requestId: requestIdOf(res),
       method: req.method,

@@ -116,3 +116,23 @@ export const jobState = (windowSeconds: number): Statement => ({
           ORDER BY j.job`,
   values: [windowSeconds],
 });
+
+export interface ThreatFlagRow {
+  rule: string;
+  severity: string;
+  open: number;
+  total: number;
+}
+
+/**
+ * Threat flags (control.threat_flags) by rule and severity: how many are open
+ * and how many were raised at all. Flags are few (one open per rule and
+ * subject; bursts are counted in Redis, not as rows).
+ */
+export const threatFlags = (): Statement => ({
+  text: `SELECT rule, severity,
+                count(*) FILTER (WHERE acknowledged_at IS NULL)::int AS open,
+                count(*)::int AS total
+           FROM control.threat_flags GROUP BY rule, severity`,
+  values: [],
+});

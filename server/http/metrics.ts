@@ -6,7 +6,7 @@
 // - this process (prom-client's default metrics, prefixed `enclave_`) and its
 //   database pools (read from the pool objects, no query);
 // - the control plane, shared by every instance: tenants by state, the audit
-//   backlog and last seal, the job-run history, backup ages. Read at scrape
+//   backlog and last seal, the job-run history, backup ages, threat flags. Read at scrape
 //   time with one short query per area, at most once per `cacheMs` however
 //   many scrapers ask, and never one series per tenant (10,000 tenants would
 //   be 10,000 series per metric).
@@ -23,7 +23,9 @@ import {
   type JobRow,
   jobState,
   type TenantStateRow,
+  type ThreatFlagRow,
   tenantsByState,
+  threatFlags,
 } from './metrics-sql.ts';
 
 export const METRICS_PREFIX = 'enclave_';
@@ -34,6 +36,17 @@ export const JOB_WINDOW_SECONDS = 86_400;
 /** Every state control.tenants allows: each is reported, 0 included, so a state never just vanishes. */
 const TENANT_STATES = ['provisioning', 'active', 'suspended', 'archived', 'deleted'] as const;
 const JOB_OUTCOMES = ['running', 'succeeded', 'failed', 'interrupted'] as const;
+/** Threat flag severities and rules (server/threats/rules.ts): each reported, 0 included. */
+const THREAT_SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+const THREAT_RULES = [
+  'failed_signins',
+  'id_enumeration',
+  'rejected_tokens',
+  'csrf_failures',
+  'lockout',
+  'new_address_signin',
+  'permission_denied',
+] as const;
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 /** The route label of a request no route matched (404s, static files, refusals before routing). */
@@ -59,6 +72,7 @@ interface Snapshot {
   audit?: AuditRow;
   backups?: BackupAgeRow;
   jobs?: JobRow[];
+  threats?: ThreatFlagRow[];
 }
 
 type RoutedRequest = IncomingMessage & { route?: { path?: unknown }; baseUrl?: string };
@@ -91,6 +105,41 @@ export class Metrics {
     });
     this.#poolGauges(registers);
     this.#controlPlaneGauges(registers);
+    this.#threatGauges(registers);
+  }
+
+  // --- Threat flags (control.threat_flags, docs/ADMIN.md) ----------------------
+
+  #threatGauges(registers: Registry[]): void {
+    const self = this;
+    const sum = (rows: ThreatFlagRow[], key: 'rule' | 'severity', value: string, field: 'open' | 'total') =>
+      rows.filter((r) => r[key] === value).reduce((n, r) => n + r[field], 0);
+    new Gauge<'severity'>({
+      name: `${METRICS_PREFIX}threat_flags_open`,
+      help: 'Threat flags not yet acknowledged, by severity (every severity, 0 included).',
+      labelNames: ['severity'],
+      registers,
+      async collect() {
+        const s = await self.#read();
+        this.reset();
+        if (!s.threats) return;
+        for (const severity of THREAT_SEVERITIES)
+          this.set({ severity }, sum(s.threats, 'severity', severity, 'open'));
+      },
+    });
+    new Gauge<'rule'>({
+      name: `${METRICS_PREFIX}threat_flags_total`,
+      help: 'Threat flags ever raised, open or acknowledged, by rule (every rule, 0 included); a bump of an open flag is not a new one.',
+      labelNames: ['rule'],
+      registers,
+      async collect() {
+        const s = await self.#read();
+        this.reset();
+        if (!s.threats) return;
+        const rules = new Set<string>([...THREAT_RULES, ...s.threats.map((r) => r.rule)]);
+        for (const rule of rules) this.set({ rule }, sum(s.threats, 'rule', rule, 'total'));
+      },
+    });
   }
 
   /** Whether METRICS_TOKEN is set, i.e. scrapers can read without a session. */
@@ -296,8 +345,8 @@ export class Metrics {
     return value;
   }
 
-  // Sequential on one pool, no transaction: four short statements must not
-  // take four connections from a small control pool, nor hold a snapshot.
+  // Sequential on one pool, no transaction: five short statements must not
+  // take five connections from a small control pool, nor hold a snapshot.
   async #query(): Promise<Snapshot> {
     const { pool, log } = this.#options;
     const started = performance.now();
@@ -306,7 +355,16 @@ export class Metrics {
       const audit = (await pool.query<AuditRow>(auditState())).rows[0];
       const backups = (await pool.query<BackupAgeRow>(backupAges())).rows[0];
       const jobs = (await pool.query<JobRow>(jobState(JOB_WINDOW_SECONDS))).rows;
-      return { ok: true, seconds: (performance.now() - started) / 1000, tenants, audit, backups, jobs };
+      const threats = (await pool.query<ThreatFlagRow>(threatFlags())).rows;
+      return {
+        ok: true,
+        seconds: (performance.now() - started) / 1000,
+        tenants,
+        audit,
+        backups,
+        jobs,
+        threats,
+      };
     } catch (err) {
       // Failures are cached too: a database that is down is not asked again on every scrape.
       log.warn('metrics: reading the control plane failed', { error: err });

@@ -11,6 +11,7 @@ import type { createPassport } from '../auth/passport.ts';
 import type { ExportLimits } from '../export/spool-budget.ts';
 import type { TenantSlots } from '../load/tenant-slots.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
+import type { ThreatDetector } from '../threats/detector.ts';
 
 export interface RouteDeps {
   /** The server's settings (the lifecycle's days and SUPPORT_CONTACT, job schedules). */
@@ -37,4 +38,6 @@ export interface RouteDeps {
   backups: Backups;
   /** The scheduled jobs (jobs/registry.ts) with their schedules from the configuration. */
   jobs: ReadonlyArray<{ name: string; title: string; schedule: string | null; perTenant: boolean }>;
+  /** Raises threat flags from failed sign-ins and privileged sign-ins (server/threats/, THREAT_*). */
+  threats: ThreatDetector;
 }
