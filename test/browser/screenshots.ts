@@ -1,44 +1,40 @@
 // Screenshots of the pages in a real browser, at desktop and phone width, for
-// a person to look at: `npm run screenshots` writes PNGs to
-// .data/screenshots/. Not part of `npm test` (it needs Debian's chromium:
-// `apt-get install -y chromium`). It fails if the browser reports a Content
-// Security Policy violation or any other console error not caused by a page
-// we meant to fail.
+// a person to look at: `npm run screenshots` writes PNGs to .data/screenshots/
+// (or the folder given as the argument, or BROWSER_SCREENSHOTS_DIR). More
+// pages than the flows of `npm test` (test/browser/flows.test.ts): two-step
+// sign-in, the editor's conflict page, the task board. Every page goes
+// through the same checks (test/browser/harness.ts): no serious or critical
+// accessibility violation, no console error, no Content Security Policy
+// violation. It fails listing every page that did not pass.
 //
-// Needs the same PostgreSQL and Redis as the tests (TEST_DATABASE_URL, TEST_REDIS_URL).
-import { existsSync, mkdirSync } from 'node:fs';
+// Needs Debian's chromium (`apt-get install -y chromium`, or CHROMIUM_PATH) and
+// the same PostgreSQL and Redis as the tests (TEST_DATABASE_URL, TEST_REDIS_URL).
 import path from 'node:path';
 import { generate } from 'otplib';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { GOOD_PASSWORD, startTestServer, uniqueEmail } from '../helpers/server.ts';
+import {
+  checkPage,
+  closeTab,
+  launchBrowser,
+  openTab,
+  requireChromium,
+  screenshotsDir,
+  VIEWPORTS,
+  type ViewportName,
+} from './harness.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const OUT = path.resolve(process.argv[2] ?? '.data/screenshots');
-const VIEWPORTS = {
-  desktop: { width: 1280, height: 900 },
-  phone: { width: 390, height: 844 },
-} as const;
-
-if (!existsSync(CHROMIUM)) {
-  console.error(`screenshots: no browser at ${CHROMIUM}; install it with: apt-get install -y chromium`);
+if (process.argv[2]) process.env.BROWSER_SCREENSHOTS_DIR = path.resolve(process.argv[2]);
+try {
+  requireChromium();
+} catch (err) {
+  console.error(`screenshots: ${(err as Error).message}`);
   process.exit(1);
 }
 process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
-mkdirSync(OUT, { recursive: true });
 
 const server = await startTestServer();
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
-});
+const browser = await launchBrowser();
 const problems: string[] = [];
 
 const NOTE_BODY = `## Before the trip
@@ -125,15 +121,13 @@ async function workspace(page: Page, context: BrowserContext, shot: (name: strin
   await shot('workspace');
 }
 try {
-  for (const [width, viewport] of Object.entries(VIEWPORTS)) {
-    const context = await browser.newContext({ viewport });
-    const page = await context.newPage();
-    page.on('console', (m) => {
-      // A 4xx that we asked for (a refused form) is logged as a failed load; anything else is a problem.
-      if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) problems.push(`${width}: ${m.text()}`);
-    });
+  for (const width of Object.keys(VIEWPORTS) as ViewportName[]) {
+    const page = await openTab(browser, width);
+    const context = page.context();
     const shot = (name: string) =>
-      page.screenshot({ path: path.join(OUT, `${name}-${width}.png`), fullPage: true });
+      checkPage(page, name).catch((err: Error) => {
+        problems.push(err.message);
+      });
 
     await page.goto(`${server.url}/register`);
     await shot('register');
@@ -170,14 +164,16 @@ try {
     await shot('not-found');
     await page.click('header button'); // sign out
     await shot('login');
-    await context.close();
+    await closeTab(page).catch((err: Error) => {
+      problems.push(err.message);
+    });
   }
 } finally {
   await browser.close();
   await server.stop();
 }
 if (problems.length) {
-  console.error(`screenshots: the browser reported:\n${problems.join('\n')}`);
+  console.error(`screenshots: pages that did not pass the checks:\n${problems.join('\n')}`);
   process.exit(1);
 }
-console.log(`screenshots: written to ${OUT}`);
+console.log(`screenshots: written to ${screenshotsDir()}`);
