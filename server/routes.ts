@@ -4,6 +4,7 @@
 import type { Router } from 'express';
 import { accountApiRoutes } from './api/account-api.ts';
 import { adminApiRoutes } from './api/admin-api.ts';
+import { adminTenantsApiRoutes } from './api/admin-tenants-api.ts';
 import { auditApiRoutes } from './api/audit-api.ts';
 import { authRoutes } from './api/auth-api.ts';
 import { backupApiRoutes } from './api/backup-api.ts';
@@ -19,10 +20,16 @@ import { sessionRoutes } from './api/sessions-api.ts';
 import { setupApiRoutes } from './api/setup-api.ts';
 import { statsApiRoutes } from './api/stats-api.ts';
 import { tasksApiRoutes } from './api/tasks-api.ts';
+import { threatsApiRoutes } from './api/threats-api.ts';
 import { tokenRoutes } from './api/tokens-api.ts';
+import { usersAdminApiRoutes } from './api/users-admin-api.ts';
 import { workspaceApiRoutes } from './api/workspace-api.ts';
 import type { RouteDeps } from './http/route-deps.ts';
 import { accountPages } from './pages/account-pages.ts';
+import { adminPages } from './pages/admin-pages.ts';
+import { adminTenantPages } from './pages/admin-tenant-pages.ts';
+import { adminThreatsPages } from './pages/admin-threats-pages.ts';
+import { adminUsersPages } from './pages/admin-users-pages.ts';
 import { auditPages } from './pages/audit-pages.ts';
 import { notePages } from './pages/note-pages.ts';
 import { setupPages } from './pages/setup-pages.ts';
@@ -37,6 +44,9 @@ export function routes(deps: RouteDeps): Router[] {
     authRoutes(deps),
     sessionRoutes(deps),
     adminApiRoutes(deps),
+    adminTenantsApiRoutes(deps),
+    usersAdminApiRoutes(deps),
+    threatsApiRoutes(deps),
     reauthApiRoutes(deps),
     backupApiRoutes(deps),
     backupJobsApiRoutes(deps),
@@ -62,5 +72,9 @@ export function routes(deps: RouteDeps): Router[] {
     setupPages(deps),
     auditApiRoutes(deps),
     auditPages(deps),
+    adminPages(deps),
+    adminTenantPages(deps),
+    adminUsersPages(deps),
+    adminThreatsPages(deps),
   ];
 }

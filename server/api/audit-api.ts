@@ -130,7 +130,12 @@ export async function sendBundle(deps: RouteDeps, req: Request, res: Response): 
       ...(by.context ? { context: by.context } : {}),
     });
   } catch (err) {
-    if (!res.headersSent) throw err;
+    if (!res.headersSent) {
+      // A refusal before the first byte is an ordinary error answer, not a download.
+      res.removeHeader('Content-Disposition');
+      res.removeHeader('Content-Type');
+      throw err;
+    }
     deps.log.warn('audit export cut short', { error: err });
     if (!res.destroyed) res.destroy();
   }

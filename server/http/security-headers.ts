@@ -26,6 +26,9 @@ export function securityHeaders(): RequestHandler {
     },
     // The legacy header says what frame-ancestors says, for browsers that only know it.
     xFrameOptions: { action: 'deny' },
+    // Our own pages see where a form came from (the admin console returns there after a
+    // password confirmation); no other site ever gets a Referer from us.
+    referrerPolicy: { policy: 'same-origin' },
   });
 }
 

@@ -253,6 +253,16 @@ describe('auditor API and pages', () => {
     );
   });
 
+  test('an export refused before its first byte is a JSON error, not a download', async () => {
+    const res = await auditor.agent
+      .get('/api/v1/audit/export')
+      .query({ to: '2000-01-01T00:00:00Z' })
+      .expect(400);
+    assert.equal(res.headers['content-disposition'], undefined);
+    assert.match(String(res.headers['content-type']), /^application\/(problem\+)?json/);
+    assert.match(res.body.error?.message ?? '', /nothing has been sealed/);
+  });
+
   test('every auditor action is itself recorded, by the auditor, in the chain of what was read', async () => {
     const mark = Number(
       (await t.db.pool.query('SELECT coalesce(max(id), 0) AS m FROM control.audit_inbox')).rows[0].m,
