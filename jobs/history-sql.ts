@@ -57,12 +57,18 @@ export const deleteOlderThan = (days: number): Statement => ({
   values: [days],
 });
 
-/** The newest runs, newest first; of one job, and only failures, when asked. */
-export const listRuns = (job: string | null, failedOnly: boolean, limit: number): Statement => ({
-  text: `SELECT ${COLUMNS} FROM control.job_runs
+/** The newest runs, newest first, keyset-paged on (started_at, id); of one job, and only failures, when asked. */
+export const listRuns = (
+  job: string | null,
+  failedOnly: boolean,
+  after: { at: string; id: string } | null,
+  limit: number,
+): Statement => ({
+  text: `SELECT ${COLUMNS}, started_at::text AS started_key FROM control.job_runs
          WHERE ($1::text IS NULL OR job = $1) AND (NOT $2 OR outcome = 'failed')
-         ORDER BY started_at DESC, id DESC LIMIT $3`,
-  values: [job, failedOnly, limit],
+           AND ($3::timestamptz IS NULL OR (started_at, id) < ($3::timestamptz, $4::bigint))
+         ORDER BY started_at DESC, id DESC LIMIT $5`,
+  values: [job, failedOnly, after?.at ?? null, after?.id ?? null, limit],
 });
 
 /** Per job: its last finished run (any trigger), and how its runs of the last day ended. */

@@ -3,6 +3,7 @@
 // JOB_HISTORY_DAYS (pg-boss forgets its jobs after a week).
 import type { Pool } from '../kernel/db.ts';
 import { run } from '../kernel/db.ts';
+import { InvalidInputError } from '../kernel/errors.ts';
 import * as sql from './history-sql.ts';
 
 export type { RunOutcome, RunTrigger } from './history-sql.ts';
@@ -78,15 +79,51 @@ export async function sweepHistory(
   await run(pool, sql.deleteOlderThan(keepDays));
 }
 
+export interface RunsPage {
+  runs: JobRun[];
+  /** Opaque: hand it back as `cursor` for the next page; null on the last one. */
+  nextCursor: string | null;
+}
+
+const RUN_CURSOR = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d)?)\|([1-9]\d{0,18})$/;
+
+/** The run history, newest first, keyset-paged (cursor: base64url of started_at and id). */
+export async function runsPage(
+  pool: Pool,
+  options: { job?: string; failedOnly?: boolean; cursor?: string | null; limit?: number } = {},
+): Promise<RunsPage> {
+  const limit = options.limit ?? 50;
+  let after: { at: string; id: string } | null = null;
+  if (options.cursor) {
+    const m = RUN_CURSOR.exec(Buffer.from(options.cursor, 'base64url').toString('utf8'));
+    if (!m?.[1] || !m[4]) throw new InvalidInputError('cursor: not a cursor of this list');
+    after = { at: m[1], id: m[4] };
+  }
+  const { rows } = await run<sql.JobRunRow & { started_key: string }>(
+    pool,
+    sql.listRuns(options.job ?? null, options.failedOnly ?? false, after, limit + 1),
+  );
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    runs: page.map(toJobRun),
+    nextCursor:
+      rows.length > limit && last
+        ? Buffer.from(`${last.started_key}|${last.id}`).toString('base64url')
+        : null,
+  };
+}
+
+/** The newest runs (one page), newest first. */
 export async function listRuns(
   pool: Pool,
   options: { job?: string; failedOnly?: boolean; limit?: number } = {},
 ): Promise<JobRun[]> {
-  const { rows } = await run<sql.JobRunRow>(
-    pool,
-    sql.listRuns(options.job ?? null, options.failedOnly ?? false, options.limit ?? 50),
-  );
-  return rows.map((r) => ({
+  return (await runsPage(pool, options)).runs;
+}
+
+function toJobRun(r: sql.JobRunRow): JobRun {
+  return {
     id: r.id,
     job: r.job,
     jobId: r.job_id,
@@ -98,7 +135,7 @@ export async function listRuns(
     outcome: r.outcome,
     counts: r.counts,
     error: r.error,
-  }));
+  };
 }
 
 interface SummaryRow {

@@ -67,3 +67,11 @@ export const jobUnlock = (job: string) => ({
   text: 'SELECT pg_advisory_unlock($1, hashtext($2)) AS unlocked',
   values: [NAMESPACE_JOBS, job],
 });
+
+/** Whether some session holds the job's lock now (a run in progress), without taking it. */
+export const jobLockHeld = (job: string) => ({
+  text: `SELECT EXISTS (
+           SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
+             AND classid = $1::int4::oid AND objid = hashtext($2)::oid) AS locked`,
+  values: [NAMESPACE_JOBS, job],
+});

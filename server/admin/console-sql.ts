@@ -30,27 +30,3 @@ export const tenantsWithoutBackup = (hours: number): Statement => ({
            AND (b.finished_at IS NULL OR b.finished_at < now() - make_interval(hours => $1))`,
   values: [hours],
 });
-
-/** Whether a run of `job` holds its advisory lock right now (kernel/locks.ts jobTryLock: two-key form). */
-export const jobLocked = (namespace: number, job: string): Statement => ({
-  text: `SELECT EXISTS (
-           SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
-             AND classid = $1::int4::oid AND objid = hashtext($2)::oid) AS locked`,
-  values: [namespace, job],
-});
-
-/** The run history, newest first, keyset-paged on (started_at, id); of one job and only failures when asked. */
-export const runsPage = (
-  job: string | null,
-  failedOnly: boolean,
-  after: { at: string; id: string } | null,
-  limit: number,
-): Statement => ({
-  text: `SELECT id::text, job, tenant_id, trigger, instance, started_at, started_at::text AS started_key,
-                finished_at, outcome, counts, error
-         FROM control.job_runs
-         WHERE ($1::text IS NULL OR job = $1) AND (NOT $2 OR outcome = 'failed')
-           AND ($3::timestamptz IS NULL OR (started_at, id) < ($3::timestamptz, $4::bigint))
-         ORDER BY started_at DESC, id DESC LIMIT $5`,
-  values: [job, failedOnly, after?.at ?? null, after?.id ?? null, limit],
-});

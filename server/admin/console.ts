@@ -2,15 +2,15 @@
 // and its API (server/api/admin-tenants-api.ts): the cards of /admin, the jobs
 // with their run history, and "run now". Control plane only.
 
-import { type JobRun, type JobSummary, summarize } from '../../jobs/history.ts';
+import { type JobSummary, summarize } from '../../jobs/history.ts';
 import { JOBS } from '../../jobs/registry.ts';
 import { type JobBase, JobBusyError, nextRuns, runJobNow } from '../../jobs/scheduler.ts';
 import { record } from '../../kernel/audit-inbox.ts';
 import { type Pool, run } from '../../kernel/db.ts';
-import { jobTryLock } from '../../kernel/locks.ts';
+import { jobLockHeld } from '../../kernel/locks.ts';
 import type { Logger } from '../../kernel/logger.ts';
 import { fleetStats } from '../../tenancy/statistics.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../app-errors.ts';
+import { ConflictError, NotFoundError } from '../app-errors.ts';
 import { whoOf } from '../http/request-audit.ts';
 import type { RouteDeps } from '../http/route-deps.ts';
 import * as sql from './console-sql.ts';
@@ -95,64 +95,7 @@ export async function jobsOverview(deps: Pick<RouteDeps, 'pool' | 'jobs'>): Prom
   }));
 }
 
-export interface RunsPage {
-  runs: JobRun[];
-  nextCursor: string | null;
-}
-
-const RUN_CURSOR = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d)?)\|([1-9]\d{0,18})$/;
-
-/** The run history, newest first, keyset-paged; cursor: opaque base64url of (started_at, id). */
-export async function runsPage(
-  pool: Pool,
-  options: { job: string | null; failedOnly: boolean; cursor: string | null; limit: number },
-): Promise<RunsPage> {
-  let after: { at: string; id: string } | null = null;
-  if (options.cursor) {
-    const m = RUN_CURSOR.exec(Buffer.from(options.cursor, 'base64url').toString('utf8'));
-    if (!m?.[1] || !m[4])
-      throw new ValidationError('Invalid query: cursor: not a cursor of this list.', [
-        { path: 'cursor', message: 'not a cursor of this list' },
-      ]);
-    after = { at: m[1], id: m[4] };
-  }
-  const { rows } = await run<{
-    id: string;
-    job: string;
-    tenant_id: string | null;
-    trigger: JobRun['trigger'];
-    instance: string;
-    started_at: Date;
-    started_key: string;
-    finished_at: Date | null;
-    outcome: JobRun['outcome'];
-    counts: Record<string, number>;
-    error: string | null;
-  }>(pool, sql.runsPage(options.job, options.failedOnly, after, options.limit + 1));
-  const more = rows.length > options.limit;
-  const page = more ? rows.slice(0, options.limit) : rows;
-  const last = page.at(-1);
-  return {
-    runs: page.map((r) => ({
-      id: r.id,
-      job: r.job,
-      jobId: null,
-      tenantId: r.tenant_id,
-      trigger: r.trigger,
-      instance: r.instance,
-      startedAt: r.started_at,
-      finishedAt: r.finished_at,
-      outcome: r.outcome,
-      counts: r.counts,
-      error: r.error,
-    })),
-    nextCursor: more && last ? Buffer.from(`${last.started_key}|${last.id}`).toString('base64url') : null,
-  };
-}
-
 // --- run now -----------------------------------------------------------------------
-
-const JOB_LOCK_NAMESPACE = jobTryLock('-').values[0] as number;
 
 /**
  * The context a job run started from the web gets. Job bodies do not sign
@@ -198,8 +141,7 @@ export async function startJobNow(
     await audit('failure', 'per_tenant');
     throw new ConflictError(`${name} runs per tenant and is started by its fleet job; run that one instead.`);
   }
-  const locked = (await run<{ locked: boolean }>(deps.pool, sql.jobLocked(JOB_LOCK_NAMESPACE, name))).rows[0]
-    ?.locked;
+  const locked = (await run<{ locked: boolean }>(deps.pool, jobLockHeld(name))).rows[0]?.locked;
   if (locked) {
     await audit('failure', 'already_running');
     throw new ConflictError(`${name} is already running; wait for it to finish.`);

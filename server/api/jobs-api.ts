@@ -3,7 +3,7 @@
 // the last days at a glance). Admins only, from a browser session.
 import { type Request, type Response, Router } from 'express';
 import { z } from 'zod';
-import { listRuns, summarize } from '../../jobs/history.ts';
+import { runsPage, summarize } from '../../jobs/history.ts';
 import { nextRuns } from '../../jobs/scheduler.ts';
 import { requireRole, requireSessionLogin } from '../auth/guards.ts';
 import type { RouteDeps } from '../http/route-deps.ts';
@@ -16,6 +16,7 @@ const RunsQuery = z.strictObject({
     .regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be a job name such as backup-fleet')
     .optional(),
   failed: z.enum(['0', '1']).optional(),
+  cursor: z.string().max(200).optional(),
   limit: z
     .string()
     .regex(/^\d{1,4}$/, 'must be a whole number from 1 to 1000')
@@ -68,13 +69,15 @@ async function listJobs(deps: RouteDeps, req: Request, res: Response): Promise<v
 
 async function listJobRuns(deps: RouteDeps, req: Request, res: Response): Promise<void> {
   const q = parse(RunsQuery, req.query, 'query');
-  const runs = await listRuns(deps.pool, {
+  const page = await runsPage(deps.pool, {
     ...(q.job ? { job: q.job } : {}),
     failedOnly: q.failed === '1',
+    cursor: q.cursor ?? null,
     limit: q.limit ? Number(q.limit) : 50,
   });
   res.json({
-    runs: runs.map((r) => ({
+    nextCursor: page.nextCursor,
+    runs: page.runs.map((r) => ({
       ...r,
       startedAt: r.startedAt.toISOString(),
       finishedAt: r.finishedAt?.toISOString() ?? null,

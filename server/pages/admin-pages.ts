@@ -9,8 +9,9 @@
 import { type Request, type Response, Router } from 'express';
 import { z } from 'zod';
 import type { JobRun } from '../../jobs/history.ts';
+import { runsPage } from '../../jobs/history.ts';
 import { latestVersion } from '../../tenancy/templates.ts';
-import { type JobInfo, jobsOverview, overview, runsPage, startJobNow } from '../admin/console.ts';
+import { type JobInfo, jobsOverview, overview, startJobNow } from '../admin/console.ts';
 import {
   DEFAULT_DIR,
   type DirectoryParams,
@@ -254,7 +255,7 @@ async function showJobs(deps: RouteDeps, req: Request, res: Response): Promise<v
     if (q.job) filter.job = q.job;
     if (q.failed === '1') filter.failed = '1';
     const page = await runsPage(deps.pool, {
-      job: q.job ?? null,
+      ...(q.job ? { job: q.job } : {}),
       failedOnly: q.failed === '1',
       cursor: q.cursor ?? null,
       limit: RUNS_PAGE,

@@ -61,6 +61,19 @@ describe('admin jobs API', () => {
       all.map((r: { outcome: string }) => r.outcome),
       ['failed', 'succeeded'],
     );
+    const first = (await admin.agent.get('/api/v1/admin/jobs/runs?job=audit-prune&limit=1').expect(200)).body;
+    assert.equal(first.runs[0].outcome, 'failed');
+    const second = (
+      await admin.agent
+        .get(`/api/v1/admin/jobs/runs?job=audit-prune&limit=1&cursor=${first.nextCursor}`)
+        .expect(200)
+    ).body;
+    assert.deepEqual(
+      second.runs.map((r: { outcome: string }) => r.outcome),
+      ['succeeded'],
+    );
+    assert.equal(second.nextCursor, null);
+    await admin.agent.get('/api/v1/admin/jobs/runs?cursor=bm9wZQ').expect(400);
     const failed = (await admin.agent.get('/api/v1/admin/jobs/runs?failed=1&limit=5').expect(200)).body.runs;
     assert.equal(failed.length, 1);
     assert.equal(failed[0].error, 'the disk is full');
