@@ -5,6 +5,7 @@
 //
 //   node bench/http-stack.bench.ts [--duration 10] [--warmup 3] [--connections 50]
 //     [--rounds 3] [--notes 50] [--pool-size 10] [--variants bare,enclave,...]
+//     [--baseline-tree <dir>]
 // Every option can also be set as BENCH_<NAME> (BENCH_ROUNDS=2...).
 // BENCH_DATABASE_URL: an admin URL that may create databases and roles
 // (default postgres://postgres@127.0.0.1:5432/postgres); BENCH_REDIS_URL
@@ -18,7 +19,10 @@
 // The scratch database is dropped at the end, with the tenant role that the
 // registration made (tenant roles are cluster-wide), also when a step fails or
 // on Ctrl-C. Before the HTTP runs, the cost of one request log line is also
-// measured in isolation. BENCH_CPU_PROF=<dir> writes V8 CPU profiles of the
+// measured in isolation. --baseline-tree <dir>: a copy of the project (with
+// its node_modules) whose Enclave server runs beside this one at LOG_LEVEL=info,
+// as the variant `baseline-log-info`: a change compared with the code before
+// it in the same rounds, on the same busy machine. BENCH_CPU_PROF=<dir> writes V8 CPU profiles of the
 // Enclave servers. Results: bench/results/http-stack-<time>.json and
 // docs/BENCHMARKS.md.
 
@@ -50,7 +54,7 @@ const round = (n: number, digits = 2) => Number(n.toFixed(digits));
 
 // --- what is measured -------------------------------------------------------
 
-type ServerName = 'bare' | 'enclave' | 'enclave-info';
+type ServerName = 'bare' | 'enclave' | 'enclave-info' | 'baseline-info';
 
 interface Variant {
   name: string;
@@ -97,6 +101,13 @@ const VARIANTS: readonly Variant[] = [
     signedIn: true,
     what: 'the whole Enclave stack, LOG_LEVEL=info (one JSON log line per request)',
   },
+  {
+    name: 'baseline-log-info',
+    server: 'baseline-info',
+    path: '/api/v1/notes',
+    signedIn: true,
+    what: 'enclave-log-info, run from the --baseline-tree copy of the project (the code before a change)',
+  },
 ];
 
 // --- options ----------------------------------------------------------------
@@ -108,7 +119,10 @@ const OPTIONS = {
   rounds: '3',
   notes: '50',
   'pool-size': '10',
-  variants: VARIANTS.map((v) => v.name).join(','),
+  variants: VARIANTS.filter((v) => v.server !== 'baseline-info')
+    .map((v) => v.name)
+    .join(','),
+  'baseline-tree': '',
 };
 type OptionName = keyof typeof OPTIONS;
 
@@ -125,6 +139,11 @@ function readOptions(values: Partial<Record<OptionName, string>>) {
   });
   if (!variants.some((v) => v.name === 'bare'))
     throw new Error('--variants must include bare (the baseline)');
+  const baselineTree = raw('baseline-tree');
+  if (baselineTree && !variants.some((v) => v.server === 'baseline-info'))
+    variants.push(VARIANTS.find((v) => v.server === 'baseline-info') as Variant);
+  if (!baselineTree && variants.some((v) => v.server === 'baseline-info'))
+    throw new Error('--variants baseline-log-info needs --baseline-tree <dir>');
   return {
     ...benchUrls(),
     duration: int('duration', 1),
@@ -134,6 +153,7 @@ function readOptions(values: Partial<Record<OptionName, string>>) {
     notes: int('notes', 1),
     poolSize: int('pool-size', 1),
     variants,
+    baselineTree: baselineTree ? path.resolve(baselineTree) : '',
   };
 }
 type Options = ReturnType<typeof readOptions>;
@@ -536,6 +556,15 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
         LOG_LEVEL: 'info',
       }),
     );
+    const baselineInfo = opts.baselineTree
+      ? await start(
+          new Child(
+            'baseline-info',
+            [...prof, path.join(opts.baselineTree, 'bench/http-stack.bench.ts'), '--child', 'enclave'],
+            { ...enclaveEnv, LOG_LEVEL: 'info' },
+          ),
+        )
+      : enclaveInfo;
     enclaveUrl = enclave.url;
     log(`registering a person and writing ${opts.notes} notes through the API`);
     ws = await registerWorkspace(enclave.url, scratch.pool, opts.notes);
@@ -549,9 +578,14 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
       }),
     );
     load = await start(new Child('load generator', [THIS_FILE, '--child', 'load'], baseEnv) as LoadChild);
-    const servers = { bare, enclave, 'enclave-info': enclaveInfo };
+    const servers = { bare, enclave, 'enclave-info': enclaveInfo, 'baseline-info': baselineInfo };
     await checkAnswers(
-      { bare: bare.url, enclave: enclave.url, 'enclave-info': enclaveInfo.url },
+      {
+        bare: bare.url,
+        enclave: enclave.url,
+        'enclave-info': enclaveInfo.url,
+        'baseline-info': baselineInfo.url,
+      },
       ws,
       opts.variants,
     );

@@ -2,7 +2,7 @@
 // parser of ours. Secrets are scrubbed here, in the one place every line passes
 // through, rather than trusted to each caller: a connection string inside an
 // error message is still caught.
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import winston from 'winston';
 import type { Config } from './config.ts';
 
@@ -67,6 +67,69 @@ export function createLogger(options: LoggerOptions): Logger {
   return winston.createLogger({
     level: options.level,
     format: winston.format.combine(scrub(), winston.format.timestamp(), winston.format.json()),
-    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stdout })],
+    transports: [new winston.transports.Stream({ stream: options.stream ?? stdoutLines() })],
   });
+}
+
+/**
+ * stdout, with the lines of a few milliseconds written together: at
+ * LOG_LEVEL=info a busy server logs a line per request, and one write(2) per
+ * line was most of a line's cost (docs/BENCHMARKS.md, "HTTP stack"). Lines
+ * keep their order; they reach stdout at the latest `delayMs` later (20 by
+ * default), at once when 16 KiB are pending, and when the process exits
+ * (process.exit, an uncaught exception). What a SIGKILL interrupts in those
+ * milliseconds is lost. Writing to stdout is synchronous for files, pipes and
+ * terminals on Linux.
+ */
+const BATCH_CHARS = 16 * 1024;
+
+export class LineBatcher extends Writable {
+  readonly #out: (text: string) => void;
+  #pending = '';
+  #scheduled = false;
+  readonly #flushSoon = () => this.flush();
+
+  readonly #delayMs: number;
+
+  constructor(out: (text: string) => void, delayMs = 20) {
+    super({ decodeStrings: false });
+    this.#out = out;
+    this.#delayMs = delayMs;
+  }
+
+  override _write(chunk: string | Buffer, _encoding: BufferEncoding, callback: (err?: Error) => void): void {
+    this.#pending += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+    if (this.#pending.length >= BATCH_CHARS) this.flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      setTimeout(this.#flushSoon, this.#delayMs).unref();
+    }
+    callback();
+  }
+
+  override _final(callback: (err?: Error) => void): void {
+    this.flush();
+    callback();
+  }
+
+  /** Writes what is pending now. */
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#pending === '') return;
+    const text = this.#pending;
+    this.#pending = '';
+    this.#out(text);
+  }
+}
+
+let stdoutBatcher: LineBatcher | undefined;
+
+/** One batcher for stdout per process, flushed on exit. */
+function stdoutLines(): LineBatcher {
+  if (!stdoutBatcher) {
+    const batcher = new LineBatcher((text) => process.stdout.write(text));
+    process.on('exit', () => batcher.flush());
+    stdoutBatcher = batcher;
+  }
+  return stdoutBatcher;
 }

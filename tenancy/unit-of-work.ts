@@ -5,7 +5,7 @@
 // COMMIT or ROLLBACK, so nothing leaks to the next user of the pooled connection.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { type AuditEvent, insertAuditEvent } from '../kernel/audit-inbox.ts';
-import { type Pool, run, type Statement, type TransactionOptions } from '../kernel/db.ts';
+import { begin, type Client, type Pool, run, type Statement, type TransactionOptions } from '../kernel/db.ts';
 import { PermissionDeniedError, QueryTimeoutError, translateDbError } from '../kernel/errors.ts';
 import { checkTenantName, ident, isTenantId } from '../kernel/identifiers.ts';
 import type { Orm } from './orm.ts';
@@ -63,6 +63,15 @@ export interface TenantContextOptions {
 export interface RunOptions extends Pick<TransactionOptions, 'isolation'> {
   /** statement_timeout for this run instead of the context's (an export's reads take longer). */
   statementTimeoutMs?: number;
+  /**
+   * SQL only, for hot read paths (the notes list): the unit of work runs on a
+   * node-postgres client of the ORM's pool directly, with no MikroORM fork,
+   * and BEGIN goes out with the tenant binding in one round trip (a simple
+   * query of two statements). Still one transaction as the tenant role with a
+   * transaction-local search_path; `uow.query` and `uow.audit` work as usual;
+   * `uow.em` throws. Writes that need entities (change sets) leave it off.
+   */
+  sqlOnly?: boolean;
 }
 
 /**
@@ -89,6 +98,38 @@ const bind = (role: string, searchPath: string, statementTimeoutMs: number, idle
                 set_config('idle_in_transaction_session_timeout', $4, true)`,
   values: [role, searchPath, String(statementTimeoutMs), String(idleMs)],
 });
+/**
+ * BEGIN and the binding of `bind` as ONE simple query (two statements, one
+ * round trip). A simple query carries no parameters, so every value is written
+ * into the text, and only values that cannot hold a quote get there: the role
+ * and schema pass checkTenantName (t_ and 12 of [a-z0-9]), the schema is quoted
+ * by ident, the isolation level comes from kernel/db.ts begin (a fixed set),
+ * and the time limits are whole numbers checked by timeLimit. Never user input.
+ */
+function beginBound(
+  options: RunOptions,
+  role: string,
+  schema: string,
+  statementTimeoutMs: number,
+  idleMs: number,
+): string {
+  const literal = (value: string) => {
+    if (!/^[A-Za-z0-9_"]+$/.test(value))
+      throw new RangeError(`refusing ${JSON.stringify(value)} in SQL text`);
+    return `'${value}'`;
+  };
+  return `${begin({ isolation: options.isolation })}; SELECT set_config('role', ${literal(checkTenantName(role))}, true), set_config('search_path', ${literal(ident(checkTenantName(schema)))}, true), set_config('statement_timeout', ${literal(String(timeLimit(statementTimeoutMs, 'statementTimeoutMs')))}, true), set_config('idle_in_transaction_session_timeout', ${literal(String(timeLimit(idleMs, 'idleInTransactionMs')))}, true)`;
+}
+
+/** What `uow.em` is in an SQL-only unit of work: any use of it is a bug of the caller. */
+const NO_EM = new Proxy({} as EntityManager, {
+  get(_target, property) {
+    throw new Error(
+      `uow.em.${String(property)}: this unit of work runs SQL only (RunOptions.sqlOnly); use uow.query, or run without sqlOnly`,
+    );
+  },
+});
+
 // Back to the application role, still inside the transaction: only our own code
 // runs after this, to write the audit inbox (tenant roles cannot reach it).
 const UNBIND: Statement = {
@@ -126,6 +167,8 @@ export class TenantContext {
   readonly #touched = new Map<string, number>();
   readonly #gate: TenantGate;
   readonly #deniedListeners = new Set<(info: PermissionDeniedInfo) => void>();
+  /** The ORM's own pg pool (SQL-only units of work share its connections and its size). */
+  #ormPool: Promise<Pool> | undefined;
 
   constructor(orm: Orm, pool: Pool, options: TenantContextOptions) {
     this.#orm = orm;
@@ -164,11 +207,15 @@ export class TenantContext {
       options.statementTimeoutMs ?? this.#statementTimeoutMs,
       'statementTimeoutMs',
     );
-    const em = this.#orm.em.fork({ schema, clear: true }) as EntityManager;
     const started = performance.now();
     try {
+      if (options.sqlOnly) {
+        const sqlText = beginBound(options, role, schema, statementTimeout, this.#idleInTransactionMs);
+        return await this.#runSql(tenant, schema, sqlText, fn);
+      }
+      const em = this.#orm.em.fork({ schema, clear: true }) as EntityManager;
       // The isolation level goes into MikroORM's own BEGIN (START TRANSACTION ISOLATION LEVEL ...).
-      const begin = options.isolation ? { isolationLevel: options.isolation } : {};
+      const ormBegin = options.isolation ? { isolationLevel: options.isolation } : {};
       return await em.transactional(async (tem) => {
         await execute(tem, bind(role, ident(schema), statementTimeout, this.#idleInTransactionMs));
         const events: AuditEvent[] = [];
@@ -189,7 +236,7 @@ export class TenantContext {
           for (const event of events) await execute(tem, insertAuditEvent(event));
         }
         return result;
-      }, begin);
+      }, ormBegin);
     } catch (err) {
       // PostgreSQL ends an idle transaction's session with FATAL 25P03 while no
       // statement is running, so pg reports it as an 'error' event nobody here
@@ -204,6 +251,56 @@ export class TenantContext {
         this.#permissionDenied({ tenantId, sqlstate: translated.code ?? '42501' });
       }
       throw translated;
+    }
+  }
+
+  /**
+   * The SQL-only unit of work: one pg client, `BEGIN; SELECT set_config(...)`
+   * in one round trip, fn's statements, the audit events as the application
+   * role, COMMIT. Any failure rolls back; a client whose connection broke is
+   * given back as broken (pg-pool then closes it).
+   */
+  async #runSql<T>(
+    tenant: sql.TenantRow,
+    schema: string,
+    beginText: string,
+    fn: (uow: UnitOfWork) => Promise<T>,
+  ): Promise<T> {
+    this.#ormPool ??= this.#orm.em.getConnection().getNativeClient() as Promise<Pool>;
+    const client: Client = await (await this.#ormPool).connect();
+    let broken: Error | undefined;
+    try {
+      await client.query(beginText);
+      const events: AuditEvent[] = [];
+      const uow: UnitOfWork = {
+        tenant: { id: tenant.id, schema },
+        em: NO_EM,
+        audit: (event) => {
+          events.push({ ...event, tenantId: tenant.id });
+        },
+        query: async <R>(statement: Statement | string) =>
+          (typeof statement === 'string'
+            ? (await client.query(statement)).rows
+            : (await client.query(statement.text, statement.values)).rows) as R[],
+      };
+      const result = await fn(uow);
+      if (events.length > 0) {
+        await client.query(UNBIND.text);
+        for (const event of events) {
+          const statement = insertAuditEvent(event);
+          await client.query(statement.text, statement.values);
+        }
+      }
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+        broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+      });
+      if (lostConnection(err)) broken ??= err as Error;
+      throw err;
+    } finally {
+      client.release(broken);
     }
   }
 

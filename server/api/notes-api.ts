@@ -27,7 +27,8 @@ export function notesApiRoutes(deps: RouteDeps): Router {
 
 async function listNotesApi(req: Request, res: Response): Promise<void> {
   const query = parse(NoteListQuery, req.query, 'query');
-  res.json(await workspaceOf(req)((uow) => listNotes(uow, query)));
+  // A read in SQL only: no MikroORM fork, BEGIN sent with the tenant binding (tenancy/unit-of-work.ts).
+  res.json(await workspaceOf(req)((uow) => listNotes(uow, query), { sqlOnly: true }));
 }
 
 async function createNoteApi(req: Request, res: Response): Promise<void> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { redact, redactString } from '../../kernel/logger.ts';
+import { createLogger, LineBatcher, redact, redactString } from '../../kernel/logger.ts';
 import { captureLog } from '../helpers/log.ts';
 
 describe('logger', () => {
@@ -58,5 +58,41 @@ describe('logger', () => {
       redactString('see https://example.com/a@b and postgres://u@h/d'),
       'see https://example.com/a@b and postgres://u@h/d',
     );
+  });
+
+  test('LineBatcher writes the lines of a few milliseconds together, in order, and flushes on demand', async () => {
+    const writes: string[] = [];
+    const batcher = new LineBatcher((text) => writes.push(text), 5);
+    const log = createLogger({ level: 'info', stream: batcher });
+    log.info('one', { password: 'hunter2' });
+    log.info('two');
+    log.info('three');
+    assert.equal(writes.length, 0, 'nothing is written at once');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(writes.length, 1, 'one write for the three lines');
+    const lines = (writes[0] ?? '')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => l.message),
+      ['one', 'two', 'three'],
+    );
+    assert.equal(lines[0].password, '[redacted]');
+    log.info('four');
+    batcher.flush();
+    assert.equal(writes.length, 2);
+    assert.match(writes[1] ?? '', /"message":"four"/);
+    batcher.flush();
+    assert.equal(writes.length, 2, 'nothing pending, nothing written');
+  });
+
+  test('LineBatcher writes at once when 16 KiB are pending', () => {
+    const writes: string[] = [];
+    const batcher = new LineBatcher((text) => writes.push(text), 60_000);
+    const line = `${'x'.repeat(1023)}\n`;
+    for (let i = 0; i < 16; i++) batcher.write(line);
+    assert.equal(writes.length, 1);
+    assert.equal(writes[0]?.length, 16 * 1024);
   });
 });

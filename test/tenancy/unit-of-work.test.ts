@@ -325,4 +325,100 @@ describe('TenantContext.run (unit of work)', () => {
     await sleep(50);
     assert.deepEqual(await stamp(), first);
   });
+
+  describe('sqlOnly (a read on the pg client, BEGIN and the binding in one round trip)', () => {
+    test('runs in one transaction as the tenant role, with search_path and time limits transaction-local', async () => {
+      const rows = await ctx.run(
+        a.id,
+        async (uow) => {
+          const [first] = await uow.query<{ xid: string; role: string; path: string; timeout: string }>(
+            "SELECT pg_current_xact_id()::text AS xid, current_user AS role, current_setting('search_path') AS path, current_setting('statement_timeout') AS timeout",
+          );
+          const [second] = await uow.query<{ xid: string; level: string; titles: string[] }>({
+            text: "SELECT pg_current_xact_id()::text AS xid, current_setting('transaction_isolation') AS level, array(SELECT title FROM notes WHERE title <> $1 ORDER BY id) AS titles",
+            values: ['none'],
+          });
+          return { first, second };
+        },
+        { sqlOnly: true, isolation: 'repeatable read' },
+      );
+      assert.equal(rows.first?.role, a.role_name);
+      assert.equal(rows.first?.path, `"${a.schema_name}"`);
+      assert.equal(rows.first?.timeout, '5s');
+      assert.equal(rows.second?.xid, rows.first?.xid, 'both statements ran in one transaction');
+      assert.equal(rows.second?.level, 'repeatable read');
+      assert.ok(!rows.second?.titles.includes('secret of B'), "B's notes are out of A's reach");
+      // Nothing of the binding survives COMMIT on the pooled connections.
+      const conn = orm.em.getConnection();
+      const after = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          conn.execute<{ role: string; path: string; timeout: string }[]>(
+            "SELECT current_user AS role, current_setting('search_path') AS path, current_setting('statement_timeout') AS timeout, pg_sleep(0.02)",
+          ),
+        ),
+      );
+      for (const [row] of after) {
+        assert.doesNotMatch(row?.role ?? '', /^t_/);
+        assert.doesNotMatch(row?.path ?? '', /t_/);
+        assert.notEqual(row?.timeout, '5s');
+      }
+    });
+
+    test('the tenant role cannot leave its schema, a failure rolls back, and uow.em is refused', async () => {
+      await assert.rejects(
+        ctx.run(a.id, (uow) => uow.query(`SELECT * FROM ${b.schema_name}.notes`), { sqlOnly: true }),
+        PermissionDeniedError,
+      );
+      await assert.rejects(
+        ctx.run(
+          a.id,
+          async (uow) => {
+            await uow.query("INSERT INTO notes (title) VALUES ('sql-only rolled back')");
+            throw new Error('handler failed');
+          },
+          { sqlOnly: true },
+        ),
+        /handler failed/,
+      );
+      const left = await db.pool.query(
+        `SELECT 1 FROM ${a.schema_name}.notes WHERE title = 'sql-only rolled back'`,
+      );
+      assert.equal(left.rowCount, 0);
+      await assert.rejects(
+        ctx.run(a.id, async (uow) => uow.em.count(NoteSchema), { sqlOnly: true }),
+        /runs SQL only/,
+      );
+      // The pool of 2 still serves: no connection was lost on the way.
+      const ok = await Promise.all(
+        [a, b, a].map((t) => ctx.run(t.id, (uow) => uow.query('SELECT 1 AS one'), { sqlOnly: true })),
+      );
+      assert.deepEqual(ok, [[{ one: 1 }], [{ one: 1 }], [{ one: 1 }]]);
+    });
+
+    test('audit events commit with the read, written as the application role', async () => {
+      const count = async () =>
+        (
+          await db.pool.query(
+            "SELECT count(*)::int AS n FROM control.audit_inbox WHERE tenant_id = $1 AND action = 'workspace.read'",
+            [a.id],
+          )
+        ).rows[0].n as number;
+      const before = await count();
+      await ctx.run(
+        a.id,
+        async (uow) => {
+          uow.audit({
+            actor: { type: 'user', id: 'u1' },
+            action: 'workspace.read',
+            resource: { type: 'note' },
+            outcome: 'success',
+            details: {},
+          });
+          return uow.query('SELECT count(*) FROM notes');
+        },
+        { sqlOnly: true },
+      );
+      assert.equal(await count(), before + 1);
+    });
+  });
 });

@@ -81,6 +81,22 @@ describe('renderMarkdown', () => {
     assert.equal(isSafeLink('  JAVASCRIPT:x'), false);
   });
 
+  test('excerpt gives the same text with single spaces only (no collapse needed) as with any whitespace', () => {
+    const slow = (s: string, max = 200) => {
+      const flat = s.replace(/\s+/g, ' ').trim();
+      return flat.length <= max ? flat : `${flat.slice(0, max - 1).trimEnd()}…`;
+    };
+    const pieces = [' ', '  ', '\t', '\n', '\u00a0', '\u2028', '\ufeff', '\u3000', 'a', 'bc', '.', 'é'];
+    for (let i = 0; i < 2000; i++) {
+      let s = '';
+      const n = (i * 7919) % 300;
+      for (let j = 0; j < n; j++) s += pieces[(i * 31 + j * j * 17) % pieces.length];
+      assert.equal(excerpt(s), slow(s), JSON.stringify(s));
+    }
+    assert.equal(excerpt(' one two three '), 'one two three');
+    assert.equal(excerpt('one\u00a0two  three'), 'one two three');
+  });
+
   test('excerpt flattens whitespace and cuts long text with an ellipsis', () => {
     assert.equal(excerpt('a\n\n  b\tc'), 'a b c');
     const long = excerpt('word '.repeat(100), 20);
