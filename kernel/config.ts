@@ -174,6 +174,7 @@ const schema = z.object({
     }),
   TENANT_MAX_EXPORTS: int('TENANT_MAX_EXPORTS', 1, 1000, 2),
   TENANT_MAX_SEARCHES: int('TENANT_MAX_SEARCHES', 1, 1000, 4),
+  SEARCH_CANDIDATES: int('SEARCH_CANDIDATES', 1, 100_000, 1000),
   TENANT_STATEMENT_TIMEOUT_MS: int('TENANT_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 5000),
   TENANT_IDLE_IN_TRANSACTION_MS: int('TENANT_IDLE_IN_TRANSACTION_MS', 0, 3_600_000, 10000),
   TENANT_MAX_CONCURRENT: int('TENANT_MAX_CONCURRENT', 0, 500, 4),
@@ -410,6 +411,12 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     fallback: '4',
     meaning:
       'searches one workspace may run at once (shared across instances with `REDIS_URL`); more get 429',
+  },
+  {
+    name: 'SEARCH_CANDIDATES',
+    fallback: '1000',
+    meaning:
+      'matches one search ranks: the most recently edited this many; a search with more says so (`cutShort`) and asks for another word',
   },
   {
     name: 'TENANT_STATEMENT_TIMEOUT_MS',

@@ -18,6 +18,8 @@ async function searchApi(deps: RouteDeps, req: Request, res: Response): Promise<
   // A search may read every note: at most TENANT_MAX_SEARCHES of one workspace run at once (429 beyond).
   const tenantId = (req.user as Express.User).tenantId as string;
   res.json(
-    await deps.slots.hold(tenantId, 'search', () => workspaceOf(req)((uow) => searchNotes(uow, query))),
+    await deps.slots.hold(tenantId, 'search', () =>
+      workspaceOf(req)((uow) => searchNotes(uow, query, deps.config.SEARCH_CANDIDATES)),
+    ),
   );
 }

@@ -94,7 +94,7 @@ async function showSearch(deps: RouteDeps, req: Request, res: Response): Promise
   const read = () =>
     workspaceOf(req)(async (uow) => ({
       shared: await loadShared(uow),
-      found: sq ? await searchNotes(uow, sq) : null,
+      found: sq ? await searchNotes(uow, sq, deps.config.SEARCH_CANDIDATES) : null,
     }));
   // As in the API: at most TENANT_MAX_SEARCHES searches of one workspace at once (429 beyond).
   const tenantId = (req.user as Express.User).tenantId as string;
@@ -123,7 +123,17 @@ async function showSearch(deps: RouteDeps, req: Request, res: Response): Promise
     res,
     shared,
     'search',
-    { title: q.trim() ? `Search: ${q.trim()}` : 'Search', q, results, countLabel, next, error },
+    {
+      title: q.trim() ? `Search: ${q.trim()}` : 'Search',
+      q,
+      results,
+      countLabel,
+      next,
+      // Only the most recently edited matches were ranked (workspace-sql.ts searchNotes).
+      cutShort: found?.cutShort === true,
+      candidates: deps.config.SEARCH_CANDIDATES.toLocaleString('en'),
+      error,
+    },
     error ? 400 : 200,
   );
 }

@@ -71,20 +71,29 @@ export async function listNotes(
   return { notes: shown.rows.map(noteSummary), nextCursor: shown.nextCursor };
 }
 
+/**
+ * A page of search results. Only the `candidates` most recently edited matches are ranked
+ * (workspace-sql.ts searchNotes); `cutShort` says that there were more, which were not
+ * looked at. The candidate set is the same on every page while nothing is edited, so the
+ * cursor pages through one ranking.
+ */
 export async function searchNotes(
   uow: UnitOfWork,
   query: SearchQuery,
-): Promise<{ results: SearchHit[]; nextCursor: string | null }> {
+  candidates: number = sql.SEARCH_CANDIDATES,
+): Promise<{ results: SearchHit[]; nextCursor: string | null; cutShort: boolean }> {
   const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor, RANK_SORT);
-  const rows = await uow.query<sql.SearchRow>(
-    sql.searchNotes({ q: query.q, sort: RANK_SORT, cursor, limit: query.limit + 1 }),
+  const rows = await uow.query<sql.SearchStatementRow>(
+    sql.searchNotes({ q: query.q, sort: RANK_SORT, cursor, limit: query.limit + 1, candidates }),
   );
+  const cutShort = rows[0]?.cut_short === true;
+  const hits = rows.filter((r): r is sql.SearchRow & { cut_short: boolean } => r.id !== null);
   const shown = page(
-    rows.map((r) => ({ ...r, id: Number(r.id), sortKey: r.sort_key })),
+    hits.map((r) => ({ ...r, id: Number(r.id), sortKey: r.sort_key })),
     query.limit,
     RANK_SORT,
   );
-  return { results: shown.rows.map(searchHit), nextCursor: shown.nextCursor };
+  return { results: shown.rows.map(searchHit), nextCursor: shown.nextCursor, cutShort };
 }
 
 /** A note as stored: its HTML was rendered when it was written (never here, but once for a note older than that). */

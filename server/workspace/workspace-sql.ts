@@ -114,30 +114,58 @@ export interface SearchRow {
   snippet: string;
 }
 
+/** A row of searchNotes: a hit, or (id NULL) the one row of a page with no hit; both carry the flag. */
+export type SearchStatementRow = (SearchRow | { [K in keyof SearchRow]: null }) & { cut_short: boolean };
+
+/** The bound on how many matches a search ranks (issue 14): the most recently edited ones. */
+export const SEARCH_CANDIDATES = 1000;
+
 /**
  * Notes matching `q` (web-search syntax: words, "phrases", -not, or), best
  * first. The rank is ts_rank_cd over the weighted `search` column (title A,
  * body B), normalised into [0, 1), plus 1 when the title itself matches: a
  * title hit always ranks above a body-only hit, however often the body
  * repeats the word. The snippet is made only for the page of results.
+ *
+ * Bounded: only the `candidates` most recently edited matches (updated_at,
+ * then id, descending: a stable set while nothing is edited) are ranked. They
+ * are found through the GIN index and kept by a top-N sort on two columns,
+ * with no rank, title test or tsvector read for the rest; a word in every one
+ * of 10,000 notes then costs what 1,000 matches cost. Every row carries
+ * `cut_short`: more matches exist than were ranked. The statement always
+ * returns at least one row: a page with no hit is one row of NULLs but for
+ * `cut_short` (filtered out by the caller).
  */
 export function searchNotes(options: {
   q: string;
   sort: KeysetSort;
   cursor?: { key: string | null; id: number };
   limit: number;
+  candidates?: number;
 }): Statement {
-  // $1 is the query; the cursor's condition follows, then the limit and the headline's two values.
-  const where = after(options.sort, options.cursor, 2);
-  const n = 2 + where.params.length;
+  const candidates = options.candidates ?? SEARCH_CANDIDATES;
+  // $1 is the query, $2 the bound; the cursor's condition follows, then the limit and the headline's two values.
+  const where = after(options.sort, options.cursor, 3);
+  const n = 3 + where.params.length;
   const headline = `StartSel=${MARK_START}, StopSel=${MARK_END}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "`;
   return {
-    text: `WITH q AS (SELECT websearch_to_tsquery('simple', $1) AS query),
+    // `matches`: the index's matches in (updated_at, id) order, one more than the bound (to
+    // tell that there were more). With the query inline the planner sees its selectivity: a
+    // word in most notes is read from notes_updated_idx, stopping after bound + 1 matches; a
+    // rare one through the GIN index. MATERIALIZED so that the rank is computed above that
+    // Limit, for the kept rows only, and only the page's hits are joined back for their columns.
+    text: `WITH q AS MATERIALIZED (SELECT websearch_to_tsquery('simple', $1) AS query),
+            matches AS MATERIALIZED (
+              SELECT n.id, n.updated_at, n.search
+                FROM notes n
+               WHERE n.search @@ websearch_to_tsquery('simple', $1)
+               ORDER BY n.updated_at DESC, n.id DESC
+               LIMIT $2::int + 1
+            ),
+            flag AS (SELECT count(*) > $2::int AS cut_short FROM matches),
             ranked AS (
-              SELECT n.id, n.title, n.tags, n.version, n.updated_at, n.body,
-                     ((ts_filter(n.search, '{a}') @@ q.query)::int + ts_rank_cd(n.search, q.query, 32))::float8 AS rank
-                FROM notes n, q
-               WHERE n.search @@ q.query
+              SELECT c.id, ((ts_filter(c.search, '{a}') @@ q.query)::int + ts_rank_cd(c.search, q.query, 32))::float8 AS rank
+                FROM (SELECT * FROM matches ORDER BY updated_at DESC, id DESC LIMIT $2::int) c, q
             ),
             hits AS (
               SELECT * FROM ranked
@@ -145,12 +173,13 @@ export function searchNotes(options: {
                ORDER BY ${orderBy(options.sort)}
                LIMIT $${n}
             )
-         SELECT hits.id, hits.title, hits.tags, hits.version, ${iso('hits.updated_at')} AS updated_at,
+         SELECT n.id, n.title, n.tags, n.version, ${iso('n.updated_at')} AS updated_at,
                 hits.rank, ${keyText(options.sort)} AS sort_key,
-                ts_headline('simple', translate(left(hits.body, ${SNIPPET_SOURCE_CHARS}), $${n + 1}, ''), q.query, $${n + 2}) AS snippet
-           FROM hits, q
-          ORDER BY ${orderBy(options.sort)}`,
-    values: [options.q, ...where.params, options.limit, MARK_START + MARK_END, headline],
+                ts_headline('simple', translate(left(n.body, ${SNIPPET_SOURCE_CHARS}), $${n + 1}, ''), q.query, $${n + 2}) AS snippet,
+                flag.cut_short
+           FROM flag CROSS JOIN q LEFT JOIN (hits JOIN notes n ON n.id = hits.id) ON TRUE
+          ORDER BY ${orderBy(options.sort, 'hits')}`,
+    values: [options.q, candidates, ...where.params, options.limit, MARK_START + MARK_END, headline],
   };
 }
 
