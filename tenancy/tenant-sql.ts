@@ -91,6 +91,69 @@ export const recordMigration = (
   values: [tenantId, m.name, m.version, m.checksum, durationMs, outcome, error],
 });
 
+// --- provisioning in two round trips -----------------------------------------
+
+/**
+ * `main` with every statement of `writes` run as a data-modifying CTE of it:
+ * one statement, one round trip, the parameters renumbered. PostgreSQL runs
+ * every data-modifying CTE exactly once, referenced or not. For statements
+ * whose text has no `$n` inside a literal (those built here and the audit insert).
+ */
+export function withWrites(main: Statement, writes: readonly Statement[]): Statement {
+  const values = [...main.values];
+  const ctes = writes.map((w, i) => {
+    const offset = values.length;
+    values.push(...w.values);
+    return `w${i} AS (${w.text.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + offset}`)})`;
+  });
+  return { text: ctes.length ? `WITH ${ctes.join(',\n')}\n${main.text}` : main.text, values };
+}
+
+/**
+ * A generated value (tenant id, migration name, checksum) as an SQL literal,
+ * for the simple-query script, which cannot carry parameters. Anything but
+ * [A-Za-z0-9_] is refused, so no caller-supplied text can ever be inlined.
+ */
+export function generatedLiteral(value: string | number): string {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) throw new Error(`not a generated integer: ${value}`);
+    return String(value);
+  }
+  if (!/^[A-Za-z0-9_]+$/.test(value)) throw new Error(`not a generated value: ${JSON.stringify(value)}`);
+  return `'${value}'`;
+}
+
+/** The column a migration marker returns; provisioning watches it to name a failing migration. */
+export const MIGRATION_MARKER = 'enclave_migration';
+
+/**
+ * Before each migration of the provisioning script: notes the server clock
+ * (transaction-local) and names the migration in its one result row.
+ */
+export const markMigrationStart = (migration: string) =>
+  `SELECT set_config('enclave.migration_started', extract(epoch FROM clock_timestamp())::text, true), ${generatedLiteral(migration)} AS ${MIGRATION_MARKER}`;
+
+/**
+ * The ledger row of one migration of the provisioning script, its duration
+ * measured by the server from its marker to this row (clock_timestamp()).
+ * Its result row clears the marker: a later failure is not the migration's.
+ */
+export const recordMigrationSinceMark = (
+  tenantId: string,
+  m: { name: string; version: number; checksum: string },
+) =>
+  `INSERT INTO control.tenant_migrations (tenant_id, migration, version, checksum, duration_ms, outcome, error)
+   VALUES (${generatedLiteral(tenantId)}, ${generatedLiteral(m.name)}, ${generatedLiteral(m.version)}, ${generatedLiteral(m.checksum)},
+           (extract(epoch FROM clock_timestamp()) - current_setting('enclave.migration_started')::numeric) * 1000,
+           'applied', NULL)
+   RETURNING NULL::text AS ${MIGRATION_MARKER}`;
+
+export const setSearchPathTo = (schema: string) => `SET LOCAL search_path TO ${ident(schema)}`;
+export const setVersionOf = (id: string, version: number) =>
+  `UPDATE control.tenants SET schema_version = ${generatedLiteral(version)} WHERE id = ${generatedLiteral(id)}`;
+export const activateOf = (id: string) =>
+  `UPDATE control.tenants SET state = 'active' WHERE id = ${generatedLiteral(id)} RETURNING ${COLUMNS}`;
+
 // --- DDL: role and schema of one tenant ------------------------------------
 
 export const createRole = (role: string) =>

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { PROVISION_STEPS, provisionTenant } from '../../tenancy/provision.ts';
-import { loadTenantMigrations } from '../../tenancy/templates.ts';
+import type { Client } from '../../kernel/db.ts';
+import {
+  PROVISION_STEPS,
+  provisionScript,
+  provisionTenant,
+  provisionTenantInTransaction,
+} from '../../tenancy/provision.ts';
+import { loadTenantMigrations, type TenantMigration } from '../../tenancy/templates.ts';
+import { MigrationError } from '../../tenancy/tenancy-errors.ts';
+import { generatedLiteral } from '../../tenancy/tenant-sql.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 const migrations = loadTenantMigrations();
@@ -137,5 +145,158 @@ describe('provisionTenant', () => {
     );
     assert.ok(attempted.length > 0);
     assert.deepEqual(await leftovers(db, attempted), before);
+  });
+
+  /** Counts client.query calls (one call = one round trip) while fn runs on a checked-out client. */
+  async function counted<T>(fn: (client: Client) => Promise<T>): Promise<{ calls: number; result: T }> {
+    const client = await db.pool.connect();
+    const original = client.query;
+    let calls = 0;
+    client.query = ((...args: unknown[]) => {
+      calls++;
+      return (original as (...a: unknown[]) => unknown).apply(client, args);
+    }) as typeof client.query;
+    try {
+      const result = await fn(client);
+      return { calls, result };
+    } finally {
+      client.query = original;
+      client.release();
+    }
+  }
+
+  test('provisioning inside a transaction takes exactly 2 round trips, whatever the number of migrations', async () => {
+    const { calls, result } = await counted(async (client) => {
+      await client.query('BEGIN');
+      const t = await provisionTenantInTransaction(client, { displayName: 'Counted' }, migrations);
+      await client.query('COMMIT');
+      return t;
+    });
+    // BEGIN + 2 + COMMIT; it was 5 + 3 + 2 per migration + 2 before.
+    assert.equal(calls, 4);
+    assert.equal(result.state, 'active');
+    assert.equal(result.schema_version, migrations.length);
+  });
+
+  test('the ledger has one applied row per migration, with its checksum and a measured duration', async () => {
+    const t = await provisionTenant(db.pool, { displayName: 'Ledger' }, migrations);
+    const { rows } = await db.pool.query(
+      'SELECT migration, version, checksum, duration_ms, outcome, error FROM control.tenant_migrations WHERE tenant_id = $1 ORDER BY version',
+      [t.id],
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.migration, r.version, r.checksum, r.outcome, r.error]),
+      migrations.map((m) => [m.name, m.version, m.checksum, 'applied', null]),
+    );
+    for (const r of rows) assert.ok(r.duration_ms > 0 && r.duration_ms < 60_000, `duration ${r.duration_ms}`);
+  });
+
+  test('the tenant.provision event and the advisory lock come with the tenant row, in its transaction', async () => {
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const t = await provisionTenantInTransaction(client, { displayName: 'Audited' }, migrations, {
+        by: { actor: { type: 'admin', id: 'admin-1' }, context: { userAgent: "ua 'quoted' \\ $1" } },
+      });
+      const locks = await client.query(
+        "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted",
+      );
+      assert.equal(locks.rows[0].n, 1, 'the tenant advisory lock is held until commit');
+      const outside = await db.pool.query(
+        "SELECT count(*)::int AS n FROM control.audit_inbox WHERE tenant_id = $1 AND action = 'tenant.provision'",
+        [t.id],
+      );
+      assert.equal(outside.rows[0].n, 0, 'not visible before commit');
+      await client.query('COMMIT');
+      const { rows } = await db.pool.query(
+        "SELECT actor_type, actor_id, user_agent, details FROM control.audit_inbox WHERE tenant_id = $1 AND action = 'tenant.provision'",
+        [t.id],
+      );
+      assert.deepEqual(rows, [
+        {
+          actor_type: 'admin',
+          actor_id: 'admin-1',
+          user_agent: "ua 'quoted' \\ $1",
+          details: { schemaVersion: migrations.length },
+        },
+      ]);
+    } finally {
+      client.release();
+    }
+  });
+
+  test('a display name with quotes, backslashes and $n is stored exactly as given (it is never inlined)', async () => {
+    const name = "O'Brien \\ $1 $2 -- ; DROP ROLE x";
+    const t = await provisionTenant(db.pool, { displayName: name }, migrations);
+    assert.equal(t.display_name, name);
+  });
+
+  test('inside a caller transaction that rolls back, nothing is left; the caller sees the tenant before that', async () => {
+    const before = await leftovers(db);
+    const client = await db.pool.connect();
+    let id = '';
+    try {
+      await client.query('BEGIN');
+      const t = await provisionTenantInTransaction(client, { displayName: 'Caller' }, migrations);
+      id = t.id;
+      const seen = await client.query(`SELECT count(*)::int AS n FROM ${t.schema_name}.notes`);
+      assert.equal(seen.rows[0].n, 0);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+    assert.deepEqual(await leftovers(db, [id]), before);
+  });
+
+  const broken = (at: number): TenantMigration[] =>
+    migrations.map((m, i) =>
+      i === at ? { ...m, template: `${m.template}\nSELECT 1 / 0;\n-- a comment at the end` } : m,
+    );
+  for (const at of [0, migrations.length - 1]) {
+    test(`a failing migration (${migrations[at]?.name}) is named in a MigrationError and leaves nothing`, async () => {
+      const before = await leftovers(db);
+      const attempted: string[] = [];
+      const err = await provisionTenant(db.pool, { displayName: 'Broken' }, broken(at), {
+        afterStep: (_step, tenantId) => {
+          attempted.push(tenantId);
+        },
+      }).then(
+        () => assert.fail('provisioning a broken migration succeeded'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof MigrationError, String(err));
+      assert.equal(err.migration, migrations[at]?.name);
+      assert.match(err.message, /division by zero/);
+      assert.deepEqual(attempted, [], 'no step hook runs after a failed script');
+      assert.deepEqual(await leftovers(db), before);
+    });
+  }
+
+  test('the script run again for an existing tenant fails at CREATE ROLE, and the rollback leaves nothing', async () => {
+    const before = await leftovers(db);
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const t = await provisionTenantInTransaction(client, { displayName: 'First' }, migrations);
+      // The same script again for the same tenant: CREATE ROLE fails first.
+      const err = await client
+        .query(provisionScript(t.id, { schema: t.schema_name, role: t.role_name }, migrations))
+        .then(
+          () => assert.fail('ran twice'),
+          (e: unknown) => e,
+        );
+      assert.match(String(err), /already exists/);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+    assert.deepEqual(await leftovers(db), before);
+  });
+
+  test('only generated values can be written into the provisioning script', () => {
+    assert.equal(generatedLiteral('abc_123'), "'abc_123'");
+    assert.equal(generatedLiteral(4), '4');
+    for (const bad of ["a'b", 'a b', 'a\\b', '', '$1', 'é']) assert.throws(() => generatedLiteral(bad));
+    assert.throws(() => generatedLiteral(1.5));
   });
 });
