@@ -6,7 +6,11 @@
 // the real bundle writer (audit/bundle.ts). No database.
 //
 // Each verify sample runs in a fresh child process, so its heap holds nothing
-// but the verifier's own state; the child samples heap and RSS every 50 ms.
+// but the verifier's own state; the child samples heap and RSS every 50 ms,
+// and the verifier's worker threads report their heaps after each batch
+// (`onWorkerHeap`): peak heap is the main thread's, the workers' (summed) and
+// the two together. BENCH_THREADS=N sets the verifier's threads (default: the
+// available cores).
 // Side by side in the same run: the floor (gunzip + tar + split into lines,
 // no checks) and the whole CLI (`enclave audit verify`, process start included).
 //
@@ -192,17 +196,29 @@ async function generate(file: string, entries: number, chains: number, privateKe
 async function child(mode: string, file: string, keyFile: string) {
   let peakHeap = 0;
   let peakRss = 0;
+  let workerHeap = 0;
+  let peakWorkerHeap = 0;
+  let peakTotalHeap = 0;
   const sample = () => {
     const m = process.memoryUsage();
     peakHeap = Math.max(peakHeap, m.heapUsed);
     peakRss = Math.max(peakRss, m.rss);
+    peakTotalHeap = Math.max(peakTotalHeap, m.heapUsed + workerHeap);
   };
+  const threads = process.env.BENCH_THREADS === undefined ? undefined : Number(process.env.BENCH_THREADS);
   const timer = setInterval(sample, 50);
   const started = performance.now();
   let entries = 0;
   if (mode === 'verify') {
     const { readFileSync } = await import('node:fs');
-    const result = await verifyBundle(createReadStream(file), readFileSync(keyFile, 'utf8'));
+    const result = await verifyBundle(createReadStream(file), readFileSync(keyFile, 'utf8'), {
+      ...(threads === undefined ? {} : { threads }),
+      // The workers' heaps (summed), reported after each batch: with the main heap, the whole.
+      onWorkerHeap: (bytes) => {
+        workerHeap = bytes;
+        peakWorkerHeap = Math.max(peakWorkerHeap, bytes);
+      },
+    });
     if (!result.ok) throw new Error(`the bench bundle does not verify: ${result.message}`);
     entries = result.entries;
   } else {
@@ -221,7 +237,7 @@ async function child(mode: string, file: string, keyFile: string) {
   sample();
   clearInterval(timer);
   process.stdout.write(
-    `${JSON.stringify({ mode, entries, seconds, peakHeapMiB: peakHeap / 2 ** 20, peakRssMiB: peakRss / 2 ** 20 })}\n`,
+    `${JSON.stringify({ mode, entries, seconds, peakHeapMiB: peakHeap / 2 ** 20, peakWorkerHeapMiB: peakWorkerHeap / 2 ** 20, peakTotalHeapMiB: peakTotalHeap / 2 ** 20, peakRssMiB: peakRss / 2 ** 20 })}\n`,
   );
 }
 
@@ -239,6 +255,8 @@ function runChild(mode: string, file: string, keyFile: string) {
     entries: number;
     seconds: number;
     peakHeapMiB: number;
+    peakWorkerHeapMiB?: number;
+    peakTotalHeapMiB?: number;
     peakRssMiB: number;
   };
 }
@@ -283,7 +301,7 @@ async function main() {
       for (const mode of ['floor', 'verify']) {
         const s = runChild(mode, file, keyFile);
         log(
-          `${mode}: ${s.entries} entries in ${s.seconds.toFixed(2)} s = ${Math.round(s.entries / s.seconds)}/s, peak heap ${s.peakHeapMiB.toFixed(1)} MiB, peak RSS ${s.peakRssMiB.toFixed(1)} MiB`,
+          `${mode}: ${s.entries} entries in ${s.seconds.toFixed(2)} s = ${Math.round(s.entries / s.seconds)}/s, peak heap ${s.peakHeapMiB.toFixed(1)} MiB (with workers ${(s.peakTotalHeapMiB ?? s.peakHeapMiB).toFixed(1)} MiB), peak RSS ${s.peakRssMiB.toFixed(1)} MiB`,
         );
         samples.push(s);
       }
@@ -299,6 +317,8 @@ async function main() {
         entriesPerSecondMin: Math.round(rates[0] as number),
         entriesPerSecondMax: Math.round(rates.at(-1) as number),
         peakHeapMiBMax: Math.max(...runs.map((s) => s.peakHeapMiB)),
+        peakWorkerHeapMiBMax: Math.max(...runs.map((s) => s.peakWorkerHeapMiB ?? 0)),
+        peakTotalHeapMiBMax: Math.max(...runs.map((s) => s.peakTotalHeapMiB ?? s.peakHeapMiB)),
         peakRssMiBMax: Math.max(...runs.map((s) => s.peakRssMiB)),
       };
     };

@@ -38,6 +38,10 @@ export function registerAuditVerifyCommand(audit: Command): void {
       '--save-checkpoints <file>',
       "on OK, merge the bundle's end checkpoints into this file (the next --prev)",
     )
+    .option(
+      '--threads <n>',
+      'threads checking entry lines (default: the available cores; 1: one thread); the verdict is the same',
+    )
     .option('--json', 'print machine-readable JSON')
     .action(async (file, opts) => {
       process.exitCode = await verifyCommand(file, opts);
@@ -50,6 +54,7 @@ export interface VerifyCommandOptions {
   prev?: string;
   saveCheckpoints?: string;
   json?: boolean;
+  threads?: string;
 }
 
 export async function verifyCommand(file: string, opts: VerifyCommandOptions): Promise<number> {
@@ -62,11 +67,14 @@ export async function verifyCommand(file: string, opts: VerifyCommandOptions): P
     if (err instanceof PinnedKeyError) throw new UsageError(`--key ${opts.key}: ${err.message}`);
     throw err;
   }
+  const threads = opts.threads === undefined ? undefined : Number(opts.threads);
+  if (threads !== undefined && !(Number.isSafeInteger(threads) && threads >= 1 && threads <= 256))
+    throw new UsageError(`--threads: ${opts.threads} is not a whole number from 1 to 256`);
   if (opts.origin !== undefined && opts.origin.trim() === '')
     throw new UsageError('--origin: an empty origin (expected enclave:<id>)');
   const prev = opts.prev ? readPrev(await readText(opts.prev, '--prev'), `--prev ${opts.prev}`) : undefined;
   const kept = opts.saveCheckpoints ? await readKept(opts.saveCheckpoints) : undefined;
-  const result = await verifyFile(file, keys, opts, prev, verifyBundle);
+  const result = await verifyFile(file, keys, { ...opts, threads }, prev, verifyBundle);
   const print = (r: VerifyOk | VerifyFailure) => {
     if (opts.json) {
       const { error: _error, ...plain } = r as VerifyFailure;
@@ -89,7 +97,7 @@ export async function verifyCommand(file: string, opts: VerifyCommandOptions): P
 async function verifyFile(
   file: string,
   keys: Parameters<typeof import('../audit/verifier/verify.ts').verifyBundle>[1],
-  opts: VerifyCommandOptions,
+  opts: Omit<VerifyCommandOptions, 'threads'> & { threads: number | undefined },
   prev: SignedCheckpoint[] | undefined,
   verifyBundle: typeof import('../audit/verifier/verify.ts').verifyBundle,
 ): Promise<VerifyOk | VerifyFailure> {
@@ -128,6 +136,7 @@ async function verifyFile(
     return await verifyBundle(counted, keys, {
       ...(prev ? { prev } : {}),
       ...(opts.origin === undefined ? {} : { origin: opts.origin }),
+      ...(opts.threads === undefined ? {} : { threads: opts.threads }),
       onProgress: (n) => {
         entries = n;
       },

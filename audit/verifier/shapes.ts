@@ -3,6 +3,7 @@
 // shared by the v1 and v2 paths of the verifier and by --prev. Each shape
 // check returns why a value is not of its shape (a phrase for the
 // explanation), or null when it is.
+import { isUtf8 } from 'node:buffer';
 import { type KeyObject, verify } from 'node:crypto';
 import type { Checkpoint, SignedCheckpoint } from './bundle-format.ts';
 import { canonicalBytes } from './canonical.ts';
@@ -48,17 +49,64 @@ export function tenantOfChain(chain: string): string | null {
  * form (or not JSON at all).
  */
 export function canonicalValue(bytes: Buffer): unknown {
+  // Fast path: valid UTF-8 whose text is exactly JSON.stringify of what it parses to,
+  // with every object's keys in ascending UTF-16 order, every number a safe integer and
+  // no `\ud...` escape, is its canonical form (RFC 8785 serialises strings and integers
+  // as JSON.stringify does, and sorts keys). Anything the fast path cannot prove goes
+  // through the full re-canonicalisation below, so both accept exactly the same lines.
+  if (!isUtf8(bytes)) return canonicalValueSlow(bytes);
+  const text = bytes.toString('utf8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!text.includes('\\u')) {
+    try {
+      if (sortedIntegers(value, 0) && JSON.stringify(value) === text) return value;
+    } catch {
+      // too deep or odd: the slow path decides
+    }
+  }
+  return recanonicalised(value, bytes);
+}
+
+/** The full check: re-serialise with RFC 8785 and compare byte for byte. */
+export function canonicalValueSlow(bytes: Buffer): unknown {
   let value: unknown;
   try {
     value = JSON.parse(bytes.toString('utf8'));
   } catch {
     return undefined;
   }
+  return recanonicalised(value, bytes);
+}
+
+function recanonicalised(value: unknown, bytes: Buffer): unknown {
   try {
     return canonicalBytes(value).equals(bytes) ? value : undefined;
   } catch {
     return undefined; // a number outside the integer range, a lone surrogate
   }
+}
+
+/** Parsed JSON whose objects have strictly ascending keys and whose numbers are safe integers (depth <= 32). */
+function sortedIntegers(value: unknown, depth: number): boolean {
+  if (typeof value === 'number') return Number.isSafeInteger(value);
+  if (value === null || typeof value !== 'object') return true;
+  if (depth > 32) return false;
+  if (Array.isArray(value)) {
+    for (const v of value) if (!sortedIntegers(v, depth + 1)) return false;
+    return true;
+  }
+  let previous: string | undefined;
+  for (const key in value) {
+    if (previous !== undefined && !(previous < key)) return false;
+    previous = key;
+    if (!sortedIntegers((value as Json)[key], depth + 1)) return false;
+  }
+  return true;
 }
 
 /** What entries and checkpoints share: exactly their fields, `v` 1 and an `origin`. */

@@ -365,3 +365,38 @@ export class EntryChecker {
     }
   }
 }
+
+// --- format v2: one line at its expected place (inline, or in a worker: parallel-lines.ts) ---
+
+/**
+ * Step 5's checks of one line at its expected place (chain, seq), in their
+ * order: canonical, an entry, the expected chain (`foreign-entry`) and seq
+ * (`sequence`), origin, tenant, a registry entry's signed checkpoint. Returns
+ * the entry; the caller hashes the line.
+ */
+export function checkEntryAt(
+  bytes: Buffer,
+  here: { chain: string; seq: number },
+  origin: string,
+  keys: ReadonlyMap<string, KeyObject>,
+): Json {
+  const entry = parseEntryLine(bytes, () => here);
+  if (entry.chain !== here.chain)
+    throw new VerificationError(
+      'foreign-entry',
+      `an entry of chain ${String(entry.chain)} sits in chain ${here.chain}`,
+      {
+        ...here,
+        expected: here.chain,
+        actual: String(entry.chain),
+      },
+    );
+  if (entry.seq !== here.seq)
+    throw new VerificationError(
+      'sequence',
+      `expected seq ${here.seq}, found ${String(entry.seq)}: an entry is missing, repeated or out of order`,
+      { ...here, expected: here.seq, actual: entry.seq as number },
+    );
+  checkEntryBody(entry, here, origin, keys);
+  return entry;
+}

@@ -7,7 +7,12 @@
 // A file's size and SHA-256 (step 3) come before any check of its content:
 // the first content failure is only recorded, the file is hashed to its end,
 // and then a hash mismatch wins over it.
-import { createHash, type KeyObject, verify } from 'node:crypto';
+//
+// Step 5's per-line checks may run on worker threads (parallel-lines.ts):
+// this thread still reads, splits and hashes in order, and the verdict is the
+// first failure in stream order, whatever the number of threads.
+import { createHash, hash, type KeyObject, verify } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import {
   CHECKPOINTS_FILE,
   type Checkpoint,
@@ -22,6 +27,7 @@ import {
   V2_FILES,
   ZERO_HASH,
 } from './bundle-format.ts';
+import { LinePool } from './parallel-lines.ts';
 import {
   canonicalValue,
   checkSignature,
@@ -39,13 +45,7 @@ import {
 import { VerificationError } from './verification-error.ts';
 import type { Archive, TarFile } from './verify-archive.ts';
 import { byName, checkRegistryV2 } from './verify-checkpoints.ts';
-import {
-  checkEntryBody,
-  LineSplitter,
-  parseEntryLine,
-  type RegistryRecord,
-  recordRegistry,
-} from './verify-entries.ts';
+import { checkEntryAt, LineSplitter, type RegistryRecord, recordRegistry } from './verify-entries.ts';
 
 const MANIFEST_LIMIT = 64 << 20;
 /** A checkpoint line is a few hundred bytes; a longer one is not a checkpoint. */
@@ -60,7 +60,17 @@ export interface V2Options {
   keep: ReadonlyMap<string, number>;
   maxLineBytes: number;
   onProgress?: ((entries: number) => void) | undefined;
+  /** Threads for the per-line checks of entries.jsonl (default: the available cores; 1: this thread only). */
+  threads?: number | undefined;
+  /** Below this size entries.jsonl is checked on this thread, whatever `threads` says (default 4 MiB). */
+  parallelFromBytes?: number | undefined;
+  /** Diagnostics: called with the workers' heap in use (bytes, summed) after each batch. */
+  onWorkerHeap?: ((bytes: number) => void) | undefined;
+  /** Lines per batch handed to a worker (default 1024; tests use 1 to spread lines over workers). */
+  parallelBatchLines?: number | undefined;
 }
+
+const PARALLEL_FROM_BYTES = 4 << 20;
 
 export interface V2Verified {
   manifest: ManifestV2;
@@ -81,7 +91,26 @@ export async function readV2(first: TarFile, archive: Archive, options: V2Option
     });
   const manifest = checkManifest(await readSmall(first), options);
   const checkpoints = new CheckpointLines(manifest, options.keys);
-  const entries = new EntryLines(manifest, checkpoints, options);
+  const entriesBytes = manifest.files.find((f) => f.name === ENTRIES_FILE)?.bytes ?? 0;
+  const threads =
+    entriesBytes >= (options.parallelFromBytes ?? PARALLEL_FROM_BYTES)
+      ? Math.max(1, Math.floor(options.threads ?? availableParallelism()))
+      : 1;
+  const entries = new EntryLines(manifest, checkpoints, options, threads);
+  try {
+    return await readFiles(manifest, archive, checkpoints, entries, options);
+  } finally {
+    entries.stop();
+  }
+}
+
+async function readFiles(
+  manifest: ManifestV2,
+  archive: Archive,
+  checkpoints: CheckpointLines,
+  entries: EntryLines,
+  options: V2Options,
+): Promise<V2Verified> {
   for (const name of V2_FILES) {
     const file = await archive.next();
     if (!file)
@@ -272,9 +301,9 @@ function checkFilter(m: ManifestV2): void {
 // --- step 3: each later file against its manifest line ---------------------------------
 
 interface Content {
-  /** Checks a chunk; returns the first failure, once (later chunks are then only hashed). */
-  push(chunk: Buffer): void;
-  end(): void;
+  /** Checks a chunk; keeps the first failure (later chunks are then only hashed). May ask to wait. */
+  push(chunk: Buffer): Promise<void> | undefined;
+  end(): Promise<void> | undefined;
   readonly failure: VerificationError | null;
 }
 
@@ -286,9 +315,12 @@ async function checkFile(file: TarFile, manifest: ManifestV2, content: Content |
     sha.update(chunk);
     bytes += chunk.length;
     // Past the listed size the file fails step 3 whatever it holds: only hash it.
-    if (content && bytes <= listed.bytes) content.push(chunk);
+    if (content && bytes <= listed.bytes) {
+      const wait = content.push(chunk);
+      if (wait) await wait;
+    }
   }
-  if (content && bytes <= listed.bytes) content.end();
+  if (content && bytes <= listed.bytes) await content.end();
   const sha256 = sha.digest('hex');
   if (bytes !== listed.bytes || sha256 !== listed.sha256)
     throw new VerificationError(
@@ -310,11 +342,11 @@ abstract class Recording implements Content {
   protected abstract pushChecked(chunk: Buffer): void;
   protected abstract endChecked(): void;
 
-  push(chunk: Buffer): void {
+  push(chunk: Buffer): undefined {
     this.record(() => this.pushChecked(chunk));
   }
 
-  end(): void {
+  end(): undefined {
     this.record(() => this.endChecked());
   }
 
@@ -450,7 +482,7 @@ const missingCheckpoint = (e: ExpectedCheckpoint) =>
 
 // --- step 5: entries.jsonl ---------------------------------------------------------------
 
-class EntryLines extends Recording {
+class EntryLines implements Content {
   count = 0;
   readonly registry = new Map<string, RegistryRecord>();
   readonly heads = new Map<string, string>();
@@ -465,14 +497,78 @@ class EntryLines extends Recording {
   private readonly checkpoints: CheckpointLines;
   private readonly options: V2Options;
   private readonly origin: string;
+  /** Lines read so far, and where a failure found on this thread sits in stream order (see `key`). */
+  private lines = 0;
+  private key = -1;
+  /** The first failure found on this thread, with its key; lines are not read past it. */
+  private own: { key: number; error: VerificationError } | null = null;
+  private settled: VerificationError | null = null;
+  /** Workers for the per-line checks; none: checked here, in order. */
+  private readonly pool: LinePool | null;
 
-  constructor(manifest: ManifestV2, checkpoints: CheckpointLines, options: V2Options) {
-    super();
+  constructor(manifest: ManifestV2, checkpoints: CheckpointLines, options: V2Options, threads: number) {
     this.chains = manifest.chains;
     this.origin = manifest.origin;
     this.checkpoints = checkpoints;
     this.options = options;
     this.splitter = new LineSplitter(options.maxLineBytes, (line) => this.line(line));
+    this.pool =
+      threads > 1
+        ? new LinePool(
+            threads,
+            { origin: manifest.origin, chains: manifest.chains.map((c) => c.chain), keys: options.keys },
+            (r) => recordRegistry(this.registry, { checkpoint: r.checkpoint, signature: r.signature }, r.seq),
+            options.onWorkerHeap,
+            options.parallelBatchLines,
+          )
+        : null;
+  }
+
+  /**
+   * The first failure in stream order. Keys order failures as one thread
+   * checking the lines in turn would meet them: 2i for line i's own checks,
+   * 2i - 1 for what is found before line i (a chain closed, a line too many).
+   */
+  get failure(): VerificationError | null {
+    return this.settled;
+  }
+
+  /** Waits for the workers, then settles the verdict of the file's content. */
+  async end(): Promise<void> {
+    if (!this.own) this.guard(() => this.endChecked());
+    if (this.pool) {
+      try {
+        await this.pool.finish();
+      } finally {
+        this.pool.close();
+      }
+      const theirs = this.pool.failure();
+      if (theirs && (!this.own || 2 * theirs.index < this.own.key)) {
+        this.settled = theirs.error;
+        return;
+      }
+    }
+    this.settled = this.own?.error ?? null;
+  }
+
+  /** Ends the workers (on any way out). */
+  stop(): void {
+    this.pool?.close();
+  }
+
+  push(chunk: Buffer): Promise<void> | undefined {
+    if (this.own || this.pool?.first) return undefined;
+    this.guard(() => this.pushChecked(chunk));
+    return this.pool?.pushed();
+  }
+
+  private guard(check: () => void): void {
+    try {
+      check();
+    } catch (err) {
+      if (!(err instanceof VerificationError)) throw err;
+      this.own = { key: this.key, error: err };
+    }
   }
 
   /** The expected chain, having passed (and closed) every chain that is complete; undefined after the last. */
@@ -501,13 +597,17 @@ class EntryLines extends Recording {
       );
   }
 
-  protected pushChecked(chunk: Buffer): void {
+  private pushChecked(chunk: Buffer): void {
     try {
       this.splitter.push(chunk);
     } catch (err) {
       // An over-long line where no line may be at all is a line too many.
-      if (err instanceof VerificationError && err.reason === 'line-too-long' && !this.position())
-        throw this.tooMany();
+      if (err instanceof VerificationError && err.reason === 'line-too-long') {
+        this.key = 2 * this.lines - 1;
+        const chain = this.position();
+        this.key = 2 * this.lines;
+        if (!chain) throw this.tooMany();
+      }
       throw err;
     }
     if (this.options.onProgress && this.count - this.lastReport >= 50_000) {
@@ -516,8 +616,10 @@ class EntryLines extends Recording {
     }
   }
 
-  protected endChecked(): void {
+  private endChecked(): void {
+    this.key = 2 * this.lines - 1;
     const chain = this.position();
+    this.key = 2 * this.lines;
     if (this.splitter.pending > 0) {
       if (!chain) throw this.tooMany();
       throw new VerificationError('not-canonical', `the last line of ${ENTRIES_FILE} has no newline`, {
@@ -544,34 +646,33 @@ class EntryLines extends Recording {
   }
 
   private line(bytes: Buffer): void {
+    this.key = 2 * this.lines - 1;
     const chain = this.position();
+    this.key = 2 * this.lines;
     if (!chain) throw this.tooMany();
     const here = { chain: chain.chain, seq: this.seq };
-    const entry = parseEntryLine(bytes, () => here);
-    if (entry.chain !== here.chain)
-      throw new VerificationError(
-        'foreign-entry',
-        `an entry of chain ${String(entry.chain)} sits in chain ${here.chain}`,
-        {
-          ...here,
-          expected: here.chain,
-          actual: String(entry.chain),
-        },
-      );
-    if (entry.seq !== here.seq)
-      throw new VerificationError(
-        'sequence',
-        `expected seq ${here.seq}, found ${String(entry.seq)}: an entry is missing, repeated or out of order`,
-        { ...here, expected: here.seq, actual: entry.seq as number },
-      );
-    checkEntryBody(entry, here, this.origin, this.options.keys);
-    if (here.chain === REGISTRY) recordRegistry(this.registry, entry, here.seq);
-    this.hash = chainHash(this.hash, bytes);
+    if (this.pool) this.pool.add(bytes, this.lines, this.index, here.seq);
+    else {
+      const entry = checkEntryAt(bytes, here, this.origin, this.options.keys);
+      if (here.chain === REGISTRY) recordRegistry(this.registry, entry, here.seq);
+    }
+    this.hash = nextHash(this.hash, bytes);
     if (this.options.keep.get(here.chain) === here.seq) this.kept.set(here.chain, this.hash);
     this.seq++;
     this.count++;
+    this.lines++;
+    this.key = 2 * this.lines - 1;
     this.position(); // closes the chain at its last entry
   }
+}
+
+/** chainHash with one-shot SHA-256 over a reused buffer (no Hash object per line). */
+const scratch = Buffer.alloc(32 + (64 << 10));
+function nextHash(prev: Buffer, line: Buffer): Buffer {
+  if (line.length > scratch.length - 32) return chainHash(prev, line);
+  prev.copy(scratch, 0);
+  line.copy(scratch, 32);
+  return hash('sha256', scratch.subarray(0, 32 + line.length), 'buffer');
 }
 
 export type { Checkpoint };

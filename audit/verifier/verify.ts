@@ -64,6 +64,17 @@ export interface VerifyOptions {
   maxLineBytes?: number;
   /** Called now and then with the number of entries checked so far. */
   onProgress?: (entries: number) => void;
+  /**
+   * Threads for the per-line checks of a format v2 entries.jsonl (default: the available
+   * cores; 1: the calling thread only). The verdict is the same for any number.
+   */
+  threads?: number;
+  /** Below this size entries.jsonl is checked on the calling thread (default 4 MiB). */
+  parallelFromBytes?: number;
+  /** Diagnostics (the benchmark): the worker threads' heap in use, summed, in bytes, after each batch. */
+  onWorkerHeap?: (bytes: number) => void;
+  /** Lines per batch handed to a worker (default 1024; tests use 1 to spread lines over the workers). */
+  parallelBatchLines?: number;
 }
 
 export interface VerifiedChain {
@@ -188,6 +199,10 @@ async function runV2(
       keep: prev.keep,
       maxLineBytes: options.maxLineBytes ?? 16 << 20,
       onProgress: options.onProgress,
+      threads: options.threads,
+      parallelFromBytes: options.parallelFromBytes,
+      onWorkerHeap: options.onWorkerHeap,
+      parallelBatchLines: options.parallelBatchLines,
     });
   } catch (err) {
     throw unreadable(err);
