@@ -2,8 +2,10 @@
 // published key, a storage directory, the context, a tenant filled with rows
 // that exercise COPY (FKs, arrays, unicode, NULLs, HTML, escapes), and a
 // snapshot of a tenant's rows to compare before and after.
+
+import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { keyIdOf, rawPublicKey } from '../../audit/verifier/keys.ts';
@@ -145,4 +147,30 @@ export async function asides(db: Pool | Client, schema: string): Promise<string[
 export async function storageUsed(db: Pool | Client, schema: string): Promise<string> {
   const { rows } = await db.query<{ bytes: string }>(`SELECT ${ident(schema)}.storage_used()::text AS bytes`);
   return rows[0]?.bytes as string;
+}
+
+/** Flips 4 bytes in the middle of the largest data part of an (unencrypted) archive: its checksum no longer matches. */
+export function corruptDataPart(file: string): void {
+  const bytes = readFileSync(file);
+  let offset = 0;
+  let largest = { at: 0, size: 0 };
+  while (offset + 512 <= bytes.length && bytes[offset] !== 0) {
+    const size = Number.parseInt(
+      bytes
+        .subarray(offset + 124, offset + 136)
+        .toString('latin1')
+        .trim(),
+      8,
+    );
+    const name = bytes
+      .subarray(offset, offset + 100)
+      .toString('latin1')
+      .replace(/\0.*$/s, '');
+    if (name.startsWith('data/') && size > largest.size) largest = { at: offset + 512, size };
+    offset += 512 + Math.ceil(size / 512) * 512;
+  }
+  assert.ok(largest.size > 8, 'a data part to corrupt');
+  const mid = largest.at + Math.floor(largest.size / 2);
+  for (let i = 0; i < 4; i++) bytes[mid + i] = (bytes[mid + i] as number) ^ 0xff;
+  writeFileSync(file, bytes);
 }

@@ -8,15 +8,14 @@
 // through checkPage() (test/browser/harness.ts): axe finds nothing serious or
 // critical, no console error, no CSP violation, and a screenshot is written.
 //
-// The admin flows drive the console pages of the shared page contract
-// (/admin/tenants/:id, /admin/users/:id, /admin/reauth, ...): while such a page
-// answers 404 the flow is skipped, saying which page is missing.
+// The admin flows drive the console pages (/admin/tenants/:id,
+// /admin/users/:id, /admin/reauth, ...): a page that is not there fails the flow.
 // No chromium is a failure, not a skip (CHROMIUM_PATH overrides the path).
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, type TestContext, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { openSigner } from '../../audit/signing.ts';
 import { type VerifyOk, verifyBundle } from '../../audit/verifier/verify.ts';
@@ -65,22 +64,12 @@ async function signInThroughPage(page: Page, email: string, password = GOOD_PASS
   await page.waitForLoadState();
 }
 
-/** Which of these GET pages answer 404 for the tab's session (the console pages still being built). */
-async function missingPages(page: Page, paths: string[]): Promise<string[]> {
-  const missing: string[] = [];
+/** Every one of these GET pages answers (not 404) for the tab's session. */
+async function assertPagesExist(page: Page, paths: string[]): Promise<void> {
   for (const p of paths) {
     const res = await page.request.get(url(p), { maxRedirects: 0 });
-    if (res.status() === 404) missing.push(p);
+    assert.notEqual(res.status(), 404, `${p} answers 404`);
   }
-  return missing;
-}
-
-function skipWhenMissing(t: TestContext, missing: string[]): boolean {
-  if (!missing.length) return false;
-  t.skip(
-    `pending: ${missing.join(', ')} answer${missing.length === 1 ? 's' : ''} 404 (admin console not built yet)`,
-  );
-  return true;
 }
 
 /**
@@ -217,12 +206,12 @@ describe('the pages in a real browser', () => {
         assert.match(owner.tenantId, /^[a-z0-9]{12}$/);
       });
 
-      test('an admin suspends that tenant: its user gets the suspension page until the admin resumes it', async (t) => {
+      test('an admin suspends that tenant: its user gets the suspension page until the admin resumes it', async () => {
         assert.ok(owner, 'the registration flow made a tenant');
         const { tenantId } = owner;
         const page = await admin();
         const tenantPage = `/admin/tenants/${tenantId}`;
-        if (skipWhenMissing(t, await missingPages(page, [tenantPage, '/admin/reauth']))) return;
+        await assertPagesExist(page, [tenantPage, '/admin/reauth']);
 
         await visit(page, tenantPage, 'admin-tenant');
         await adminSubmit(page, `${tenantPage}/suspend`, {}, { confirm: tenantId });
@@ -249,12 +238,12 @@ describe('the pages in a real browser', () => {
         );
       });
 
-      test('an admin restores a tenant from a backup only after typing its id', async (t) => {
+      test('an admin restores a tenant from a backup only after typing its id', async () => {
         const page = await admin();
         const keeper = await signUp(server.url);
         const tenantId = keeper.user.tenantId as string;
         const tenantPage = `/admin/tenants/${tenantId}`;
-        if (skipWhenMissing(t, await missingPages(page, [tenantPage, '/admin/reauth']))) return;
+        await assertPagesExist(page, [tenantPage, '/admin/reauth']);
         const created = await keeper.agent
           .post('/api/v1/notes')
           .set('X-CSRF-Token', keeper.csrf)
@@ -277,14 +266,9 @@ describe('the pages in a real browser', () => {
         assert.deepEqual(await notesOf(keeper), []);
 
         const restorePage = `${tenantPage}/backups/${backup.id}/restore`;
-        const link = page.locator(`a[href="${restorePage}"]`);
-        if (await link.count()) {
-          await link.first().click();
-          await page.waitForLoadState();
-        } else {
-          const res = await page.goto(url(restorePage));
-          if (res?.status() === 404) return t.skip(`pending: ${restorePage} answers 404`);
-        }
+        // The tenant page links to the restore page of each good backup.
+        await page.locator(`a[href="${restorePage}"]`).first().click();
+        await page.waitForLoadState();
         assert.equal(pathOf(page), restorePage);
         await checkPage(page, 'admin-restore-confirm');
         assert.equal(await page.locator(`form[action="${restorePage}"] [name="confirm"]`).count(), 1);
@@ -331,11 +315,11 @@ describe('the pages in a real browser', () => {
         await checkPage(page, 'audit-after-download');
       });
 
-      test('a user an admin deactivated cannot sign in', async (t) => {
+      test('a user an admin deactivated cannot sign in', async () => {
         const page = await admin();
         const person = await signUp(server.url);
         const userPage = `/admin/users/${person.user.id}`;
-        if (skipWhenMissing(t, await missingPages(page, [userPage, '/admin/reauth']))) return;
+        await assertPagesExist(page, [userPage, '/admin/reauth']);
 
         await visit(page, userPage, 'admin-user');
         await adminSubmit(
@@ -356,7 +340,7 @@ describe('the pages in a real browser', () => {
         assert.equal((await theirs.request.get(url('/workspace'), { maxRedirects: 0 })).status(), 303);
       });
 
-      test('the other pages people land on pass the same checks', async (t) => {
+      test('the other pages people land on pass the same checks', async () => {
         assert.ok(owner, 'the registration flow made an account');
         await visit(owner.page, '/account', 'account');
         await visit(owner.page, '/workspace/notes', 'notes');
@@ -365,10 +349,8 @@ describe('the pages in a real browser', () => {
 
         const page = await admin();
         const console = ['/admin', '/admin/tenants', '/admin/users', '/admin/threats', '/admin/jobs'];
-        const missing = await missingPages(page, console);
-        for (const p of console.filter((c) => !missing.includes(c)))
+        for (const p of console)
           await visit(page, p, `admin${p.slice('/admin'.length).replace(/\//g, '-') || '-console'}`);
-        if (missing.length) t.diagnostic(`pending (404): ${missing.join(', ')}`);
       });
     });
   }

@@ -6,7 +6,6 @@
 // never-checked backups first, then those checked longest ago; no scratch
 // schema or role is left behind.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { backupTenant } from '../../backup/backup.ts';
 import type { BackupRecord } from '../../backup/catalog.ts';
@@ -16,6 +15,7 @@ import { ident } from '../../kernel/identifiers.ts';
 import { provisionTenant } from '../../tenancy/provision.ts';
 import { loadTenantMigrations } from '../../tenancy/templates.ts';
 import type { TenantRow } from '../../tenancy/tenant-sql.ts';
+import { corruptDataPart } from '../backup/fixture.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { jobContext, type TestJobContext } from '../helpers/jobs.ts';
 
@@ -29,32 +29,6 @@ interface CheckRow {
   rows: number | null;
   error: string | null;
   duration_ms: number;
-}
-
-/** Flips bytes in the middle of the largest entry's content of a ustar archive (the notes part). */
-function corrupt(file: string): void {
-  const bytes = readFileSync(file);
-  let offset = 0;
-  let largest = { at: 0, size: 0 };
-  while (offset + 512 <= bytes.length && bytes[offset] !== 0) {
-    const size = Number.parseInt(
-      bytes
-        .subarray(offset + 124, offset + 136)
-        .toString('latin1')
-        .trim(),
-      8,
-    );
-    const name = bytes
-      .subarray(offset, offset + 100)
-      .toString('latin1')
-      .replace(/\0.*$/s, '');
-    if (name.startsWith('data/') && size > largest.size) largest = { at: offset + 512, size };
-    offset += 512 + Math.ceil(size / 512) * 512;
-  }
-  assert.ok(largest.size > 8, 'a data part to corrupt');
-  const mid = largest.at + Math.floor(largest.size / 2);
-  for (let i = 0; i < 4; i++) bytes[mid + i] = (bytes[mid + i] as number) ^ 0xff;
-  writeFileSync(file, bytes);
 }
 
 describe('restore check (restore-check job)', () => {
@@ -165,7 +139,7 @@ describe('restore check (restore-check job)', () => {
     const t = tenants[1] as TenantRow;
     const bad = await backupTenant(ctx.backups.backupContext(), t.id, { by: SYSTEM, kind: 'scheduled' });
     assert.ok(bad.location?.startsWith(ctx.config.BACKUP_DIR as string));
-    corrupt(bad.location as string);
+    corruptDataPart(bad.location as string);
     const n = (await checks()).length;
     const err = (await restoreCheckJob.run(ctx, {}).then(
       () => assert.fail('a run with a failed check must fail'),

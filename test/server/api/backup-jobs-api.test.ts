@@ -5,7 +5,7 @@
 // backup and last restore check say so; the window is a bounded query
 // parameter; admins only; hostile queries are a 400.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -18,6 +18,7 @@ import { backupFleetJob } from '../../../jobs/scheduled-backup.ts';
 import { loadConfig } from '../../../kernel/config.ts';
 import { ident } from '../../../kernel/identifiers.ts';
 import { loadTenantMigrations } from '../../../tenancy/templates.ts';
+import { corruptDataPart } from '../../backup/fixture.ts';
 import { captureLog } from '../../helpers/log.ts';
 import {
   type SignedIn,
@@ -35,31 +36,6 @@ interface TenantJson {
   latestGoodBackup: { id: string; kind: string; startedAt: string; ageSeconds: number } | null;
   lastFailedBackup: { id: string; startedAt: string; error: string | null } | null;
   lastRestoreCheck: { backupId: string; checkedAt: string; outcome: string; error: string | null } | null;
-}
-
-/** Flips bytes in the middle of the largest data part of a ustar archive. */
-function corrupt(file: string): void {
-  const bytes = readFileSync(file);
-  let offset = 0;
-  let largest = { at: 0, size: 0 };
-  while (offset + 512 <= bytes.length && bytes[offset] !== 0) {
-    const size = Number.parseInt(
-      bytes
-        .subarray(offset + 124, offset + 136)
-        .toString('latin1')
-        .trim(),
-      8,
-    );
-    const name = bytes
-      .subarray(offset, offset + 100)
-      .toString('latin1')
-      .replace(/\0.*$/s, '');
-    if (name.startsWith('data/') && size > largest.size) largest = { at: offset + 512, size };
-    offset += 512 + Math.ceil(size / 512) * 512;
-  }
-  const mid = largest.at + Math.floor(largest.size / 2);
-  for (let i = 0; i < 4; i++) bytes[mid + i] = (bytes[mid + i] as number) ^ 0xff;
-  writeFileSync(file, bytes);
 }
 
 describe('admin backup health API', () => {
@@ -126,7 +102,7 @@ describe('admin backup health API', () => {
         [tenantOf(carol)],
       )
     ).rows[0].location as string;
-    corrupt(carols);
+    corruptDataPart(carols);
     await assert.rejects(
       (async () => restoreCheckJob.run({ ...ctx, config: { ...config, RESTORE_CHECK_SAMPLE: 10 } }, {}))(),
       /1 of 2 restore check\(s\) failed/,
