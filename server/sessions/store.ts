@@ -11,6 +11,7 @@ import session from 'express-session';
 import { createClient, type RedisClientType } from 'redis';
 import type { Pool } from '../../kernel/db.ts';
 import type { Logger } from '../../kernel/logger.ts';
+import { throttleTouch } from './touch-throttle.ts';
 
 export interface SessionBackend {
   store: session.Store;
@@ -49,13 +50,19 @@ export function createSessionBackend(options: {
   redisUrl: string | undefined;
   pool: Pool;
   idleSeconds: number;
+  /** SESSION_TOUCH_CACHE: sessions this process remembers renewing (0: renew on every request). */
+  touchCache: number;
   log: Logger;
 }): SessionBackend {
   const { redisUrl, pool, idleSeconds, log } = options;
+  const throttle = { idleSeconds, maxEntries: options.touchCache };
   if (redisUrl) {
     const redis = connectRedis(redisUrl, log);
     return {
-      store: new RedisStore({ client: redis, prefix: 'enclave:sess:', ttl: idleSeconds }),
+      store: throttleTouch(
+        new RedisStore({ client: redis, prefix: 'enclave:sess:', ttl: idleSeconds }),
+        throttle,
+      ),
       redis,
       check: async () => {
         await redis.ping();
@@ -70,14 +77,17 @@ export function createSessionBackend(options: {
     'REDIS_URL is not set: sessions are kept in PostgreSQL (fine for one machine; set REDIS_URL in production)',
   );
   const PgStore = pgSession(session);
-  const store = new PgStore({
-    pool,
-    schemaName: 'control',
-    tableName: 'http_sessions',
-    createTableIfMissing: false,
-    ttl: idleSeconds,
-    pruneSessionInterval: 15 * 60,
-  });
+  const store = throttleTouch(
+    new PgStore({
+      pool,
+      schemaName: 'control',
+      tableName: 'http_sessions',
+      createTableIfMissing: false,
+      ttl: idleSeconds,
+      pruneSessionInterval: 15 * 60,
+    }),
+    throttle,
+  );
   return {
     store,
     redis: undefined,
