@@ -7,7 +7,12 @@
 //
 //   node bench/search.bench.ts [--notes 10000] [--neighbour-notes 2000] [--rounds 3]
 //     [--duration 8] [--warmup 2] [--search-connections 1] [--neighbour-connections 2]
-//     [--pool-size 10] [--statement-runs 100]
+//     [--pool-size 10] [--statement-runs 100] [--search-rate N]
+// --search-rate sets the server's TENANT_SEARCHES_PER_MINUTE (searches one workspace may
+// start per minute, a sixth of it per 10 s); without it the server's default (60) holds, so the
+// searcher's closed loops are mostly refused with 429 (counted per phase: `answered` and
+// `refused`; latencies mix both). `--search-rate 0` switches the limit off: the measurement as
+// it was before the limit, every search answered.
 // Every option can also be set as BENCH_<NAME>. BENCH_DATABASE_URL: an admin
 // URL that may create databases and roles (default
 // postgres://postgres@127.0.0.1:5432/postgres); BENCH_REDIS_URL (default
@@ -28,6 +33,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { loadConfig } from '../kernel/config.ts';
 import { ident } from '../kernel/identifiers.ts';
 import type { KeysetSort } from '../server/workspace/pagination.ts';
 import * as workspaceSql from '../server/workspace/workspace-sql.ts';
@@ -63,11 +69,13 @@ const OPTIONS = {
   'neighbour-connections': '2',
   'pool-size': '10',
   'statement-runs': '100',
+  /** TENANT_SEARCHES_PER_MINUTE of the server; empty: the server's default. */
+  'search-rate': '',
 };
 type OptionName = keyof typeof OPTIONS;
 
 function readOptions(values: Partial<Record<OptionName, string>>) {
-  const { int } = optionReader(OPTIONS, values);
+  const { int, raw } = optionReader(OPTIONS, values);
   return {
     ...benchUrls(),
     notes: int('notes', 1),
@@ -79,6 +87,8 @@ function readOptions(values: Partial<Record<OptionName, string>>) {
     neighbourConnections: int('neighbour-connections', 1),
     poolSize: int('pool-size', 1),
     statementRuns: int('statement-runs', 1),
+    /** undefined: the server's default TENANT_SEARCHES_PER_MINUTE. */
+    searchRate: raw('search-rate') === '' ? undefined : int('search-rate', 0),
   };
 }
 
@@ -177,6 +187,9 @@ type LoadChild = Child<LoadRequest, LoadReply>;
 interface Phase {
   latency: LoadResult['latency'];
   requests: number;
+  /** Answered 2xx; and refused with 429 (the workspace's search rate or its concurrent searches). */
+  answered: number;
+  refused: number;
   rps: number;
   statuses: Record<string, number>;
   errors: number;
@@ -186,12 +199,15 @@ interface Phase {
   postgresCpuMsPerReq: number;
 }
 
-function result(reply: LoadReply, what: string): LoadResult {
+/** The load's result; it must have had answers (or, with `refusals`, at least 429 refusals). */
+function result(reply: LoadReply, what: string, refusals = false): LoadResult {
   if (reply.error || !reply.result) throw new Error(`${what}: load generator failed: ${reply.error}`);
   const r = reply.result;
-  if (r.ok === 0) throw new Error(`${what}: no answer: ${r.firstError}`);
+  if (r.ok === 0 && !(refusals && refusedOf(r) > 0)) throw new Error(`${what}: no answer: ${r.firstError}`);
   return r;
 }
+
+const refusedOf = (r: LoadResult) => r.statuses['429'] ?? 0;
 
 async function postgresPids(pool: pg.Pool): Promise<number[]> {
   const { rows } = await pool.query<{ pid: number }>(
@@ -237,6 +253,8 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
       DB_POOL_SIZE: String(opts.poolSize),
       AUDIT_SEAL_INTERVAL_SECONDS: '0',
       JOBS_IN_SERVER: 'false',
+      // The server's default unless --search-rate says otherwise.
+      ...(opts.searchRate === undefined ? {} : { TENANT_SEARCHES_PER_MINUTE: String(opts.searchRate) }),
     });
     children.push(server);
     await server.ready();
@@ -251,7 +269,12 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
     // Every search answers 200 before anything is timed; its answer's fields are recorded.
     const checks: Record<string, unknown> = {};
     for (const [name, word] of Object.entries(SEARCHES)) {
-      const res = await api(base, 'GET', `/api/v1/search?q=${word}`, { cookie: searcher.cookie });
+      let res = await api(base, 'GET', `/api/v1/search?q=${word}`, { cookie: searcher.cookie });
+      // A low --search-rate may refuse the checks too: wait as told, once.
+      if (res.status === 429) {
+        await new Promise((r) => setTimeout(r, Number(res.headers.get('retry-after') ?? 10) * 1000 + 100));
+        res = await api(base, 'GET', `/api/v1/search?q=${word}`, { cookie: searcher.cookie });
+      }
       if (res.status !== 200)
         throw new Error(`search ${word} answered ${res.status}: ${res.text.slice(0, 300)}`);
       const body = res.json() as { results: Array<{ title: string }>; nextCursor: string | null } & Record<
@@ -316,13 +339,15 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
       plan: { kind: 'get', path: listPath },
     });
     /** Runs `load`, timing it and the CPU of the server and of PostgreSQL meanwhile. */
-    const timed = async (what: string, load: Promise<LoadReply>): Promise<Phase> => {
+    const timed = async (what: string, load: Promise<LoadReply>, refusals = false): Promise<Phase> => {
       const before = snapshot({ server: [serverPid], postgres: await postgresPids(scratch.pool) });
-      const r = result(await load, what);
+      const r = result(await load, what, refusals);
       const cpu = cpuBetween(before, snapshot(before.pids));
       return {
         latency: r.latency,
         requests: r.requests,
+        answered: r.ok,
+        refused: refusedOf(r),
         rps: round(r.requests / r.durationS, 1),
         statuses: r.statuses,
         errors: r.errors,
@@ -341,8 +366,10 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
         log(`round ${i}`);
         const search = {} as Record<keyof typeof SEARCHES, Phase>;
         for (const [name, word] of Object.entries(SEARCHES) as Array<[keyof typeof SEARCHES, string]>) {
-          search[name] = await timed(name, searcherLoad.request(searchRequest(word, opts.duration)));
-          log(`  search ${name}: p50 ${search[name].latency.p50} p99 ${search[name].latency.p99} ms`);
+          search[name] = await timed(name, searcherLoad.request(searchRequest(word, opts.duration)), true);
+          log(
+            `  search ${name}: p50 ${search[name].latency.p50} p99 ${search[name].latency.p99} ms, ${search[name].answered} answered, ${search[name].refused} refused (429)`,
+          );
         }
         const alone = () => timed('neighbour alone', neighbourLoad.request(listRequest(opts.duration)));
         const beside = async () => {
@@ -350,7 +377,7 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
           const loop = searcherLoad.request(searchRequest(PLANTED.everywhereWord, opts.duration + 2));
           await new Promise((r) => setTimeout(r, 1000));
           const phase = await timed('neighbour beside', neighbourLoad.request(listRequest(opts.duration)));
-          const searching = result(await loop, 'searcher loop');
+          const searching = result(await loop, 'searcher loop', true);
           return { phase, searching };
         };
         let neighbourAlone: Phase;
@@ -366,6 +393,8 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
         const searchBeside: Phase = {
           latency: s.latency,
           requests: s.requests,
+          answered: s.ok,
+          refused: refusedOf(s),
           rps: round(s.requests / s.durationS, 1),
           statuses: s.statuses,
           errors: s.errors,
@@ -376,19 +405,24 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
         log(
           `  neighbour list p50/p99 alone ${neighbourAlone.latency.p50}/${neighbourAlone.latency.p99} ms, beside the searches ${besideRun.phase.latency.p50}/${besideRun.phase.latency.p99} ms`,
         );
+        log(
+          `  the search loop meanwhile: ${searchBeside.answered} answered, ${searchBeside.refused} refused (429)`,
+        );
         rounds.push({ round: i, search, neighbourAlone, neighbourBeside: besideRun.phase, searchBeside });
       }
       const { adminUrl: _a, redisUrl: _r, ...options } = opts;
+      // What the server ran with: the flag, or its default.
+      const searchRate = opts.searchRate ?? loadConfig({}).TENANT_SEARCHES_PER_MINUTE;
       const saved = saveResults('search', startedAt.toISOString(), {
         startedAt: startedAt.toISOString(),
         machine: await machine(scratch, loadAverageAtStart),
-        options,
+        options: { ...options, searchRate },
         checks,
         statement,
         plans,
         rounds,
       });
-      process.stdout.write(markdown(rounds, checks));
+      process.stdout.write(markdown(rounds, checks, searchRate));
       process.stdout.write(`\nthe statement alone (ms): ${JSON.stringify(statement)}\n`);
       process.stdout.write(`\nplan of the everywhere search:\n\`\`\`\n${plans.everywhere}\n\`\`\`\n`);
       log(`results written to ${saved}`);
@@ -403,15 +437,21 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
   }
 }
 
-function markdown(rounds: readonly RoundResult[], checks: Record<string, unknown>): string {
+function markdown(
+  rounds: readonly RoundResult[],
+  checks: Record<string, unknown>,
+  searchRate: number,
+): string {
   const med = (f: (r: RoundResult) => number) => round(median(rounds.map(f)), 2);
   const lines = [
-    '| measured (median of rounds) | p50 ms | p99 ms | req/s | server CPU ms/req | PostgreSQL CPU ms/req | per round p99 ms |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    `TENANT_SEARCHES_PER_MINUTE=${searchRate}${searchRate === 0 ? ' (no limit)' : ` (${Math.ceil(searchRate / 6)} per 10 s)`}`,
+    '',
+    '| measured (median of rounds) | p50 ms | p99 ms | req/s | answered | refused (429) | server CPU ms/req | PostgreSQL CPU ms/req | per round p99 ms |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
   ];
   const row = (label: string, pick: (r: RoundResult) => Phase) =>
     lines.push(
-      `| ${label} | ${med((r) => pick(r).latency.p50)} | ${med((r) => pick(r).latency.p99)} | ${med((r) => pick(r).rps)} | ${med((r) => pick(r).serverCpuMsPerReq)} | ${med((r) => pick(r).postgresCpuMsPerReq)} | ${rounds.map((r) => pick(r).latency.p99).join(', ')} |`,
+      `| ${label} | ${med((r) => pick(r).latency.p50)} | ${med((r) => pick(r).latency.p99)} | ${med((r) => pick(r).rps)} | ${med((r) => pick(r).answered)} | ${med((r) => pick(r).refused)} | ${med((r) => pick(r).serverCpuMsPerReq)} | ${med((r) => pick(r).postgresCpuMsPerReq)} | ${rounds.map((r) => pick(r).latency.p99).join(', ')} |`,
     );
   for (const name of Object.keys(SEARCHES) as Array<keyof typeof SEARCHES>)
     row(`search "${SEARCHES[name]}" alone`, (r) => r.search[name]);

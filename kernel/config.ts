@@ -142,6 +142,7 @@ const schema = z.object({
     }),
   SESSION_IDLE_MINUTES: int('SESSION_IDLE_MINUTES', 1, 60 * 24 * 30, 30),
   SESSION_ABSOLUTE_HOURS: int('SESSION_ABSOLUTE_HOURS', 1, 24 * 90, 12),
+  SESSION_TOUCH_CACHE: int('SESSION_TOUCH_CACHE', 0, 10_000_000, 100_000),
   TRUST_PROXY: z
     .string()
     .optional()
@@ -174,6 +175,7 @@ const schema = z.object({
     }),
   TENANT_MAX_EXPORTS: int('TENANT_MAX_EXPORTS', 1, 1000, 2),
   TENANT_MAX_SEARCHES: int('TENANT_MAX_SEARCHES', 1, 1000, 4),
+  TENANT_SEARCHES_PER_MINUTE: int('TENANT_SEARCHES_PER_MINUTE', 0, 100_000, 60),
   SEARCH_CANDIDATES: int('SEARCH_CANDIDATES', 1, 100_000, 1000),
   TENANT_STATEMENT_TIMEOUT_MS: int('TENANT_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 5000),
   TENANT_IDLE_IN_TRANSACTION_MS: int('TENANT_IDLE_IN_TRANSACTION_MS', 0, 3_600_000, 10000),
@@ -361,6 +363,12 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     meaning: 'a session ends this long after sign-in, active or not',
   },
   {
+    name: 'SESSION_TOUCH_CACHE',
+    fallback: '100000',
+    meaning:
+      'sessions whose idle timer this process remembers renewing: each is renewed in the store at most once per a tenth of `SESSION_IDLE_MINUTES` (at most a minute) instead of on every request; oldest forgotten first (`0`: renew on every request)',
+  },
+  {
     name: 'TRUST_PROXY',
     fallback: 'false',
     meaning:
@@ -411,6 +419,12 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     fallback: '4',
     meaning:
       'searches one workspace may run at once (shared across instances with `REDIS_URL`); more get 429',
+  },
+  {
+    name: 'TENANT_SEARCHES_PER_MINUTE',
+    fallback: '60',
+    meaning:
+      'searches one workspace may start per minute (counted in 10-second windows of a sixth each, shared across instances with `REDIS_URL`; `0`: no limit); more get 429 with `Retry-After`',
   },
   {
     name: 'SEARCH_CANDIDATES',

@@ -31,6 +31,7 @@ import { Metrics } from './http/metrics.ts';
 import { auditReads } from './http/read-audit.ts';
 import { assetsRouter } from './http/render.ts';
 import type { RouteDeps } from './http/route-deps.ts';
+import { searchRate } from './load/search-rate.ts';
 import { TenantSlots } from './load/tenant-slots.ts';
 import { routes } from './routes.ts';
 import { SessionRegistry } from './sessions/registry.ts';
@@ -65,7 +66,13 @@ export async function buildWeb(options: {
 }): Promise<Web> {
   const { config, log, pool } = options;
   const idleSeconds = config.SESSION_IDLE_MINUTES * 60;
-  const backend = createSessionBackend({ redisUrl: config.REDIS_URL, pool, idleSeconds, log });
+  const backend = createSessionBackend({
+    redisUrl: config.REDIS_URL,
+    pool,
+    idleSeconds,
+    touchCache: config.SESSION_TOUCH_CACHE,
+    log,
+  });
   const registry = new SessionRegistry(pool, config.SESSION_ABSOLUTE_HOURS * 3600);
   const passport = createPassport(pool, registry);
   const migrations = loadTenantMigrations(config.TENANT_MIGRATIONS_DIR ?? DEFAULT_TENANT_MIGRATIONS_DIR);
@@ -168,6 +175,11 @@ function routeDeps(
       limits: { export: config.TENANT_MAX_EXPORTS, search: config.TENANT_MAX_SEARCHES },
       log,
     }),
+    // Per workspace: searches started per 10 seconds (TENANT_SEARCHES_PER_MINUTE / 6), in the same Redis.
+    searchRate: searchRate(
+      { redis, prefix: resolveAbuseOptions(options.abuse).prefix, log },
+      config.TENANT_SEARCHES_PER_MINUTE,
+    ),
     exports: {
       spool: new SpoolBudget(config.EXPORT_SPOOL_BUDGET_MB * 1024 * 1024),
       dir: config.EXPORT_SPOOL_DIR ?? tmpdir(),

@@ -3,7 +3,7 @@
 import { type Request, type Response, Router } from 'express';
 import { workspaceOf } from '../auth/guards.ts';
 import type { RouteDeps } from '../http/route-deps.ts';
-import { searchNotes } from '../workspace/notes.ts';
+import { searchCursorOf, searchNotes } from '../workspace/notes.ts';
 import { parse, SearchQuery } from '../workspace/validation.ts';
 import { workspaceApiGate } from './workspace-api.ts';
 
@@ -15,7 +15,10 @@ export function searchApiRoutes(deps: RouteDeps): Router {
 
 async function searchApi(deps: RouteDeps, req: Request, res: Response): Promise<void> {
   const query = parse(SearchQuery, req.query, 'query');
-  // A search may read every note: at most TENANT_MAX_SEARCHES of one workspace run at once (429 beyond).
+  searchCursorOf(query); // a bad cursor is a 400 here, not a search counted by the rate below
+  // At most TENANT_SEARCHES_PER_MINUTE / 6 searches of one workspace start per 10 seconds, and
+  // a search may read every note: at most TENANT_MAX_SEARCHES of them run at once (429 beyond either).
+  await deps.searchRate(req, res);
   const tenantId = (req.user as Express.User).tenantId as string;
   res.json(
     await deps.slots.hold(tenantId, 'search', () =>

@@ -9,6 +9,7 @@ import type { TenantContext } from '../../tenancy/unit-of-work.ts';
 import type { CredentialAttempts } from '../abuse/attempts.ts';
 import type { createPassport } from '../auth/passport.ts';
 import type { ExportLimits } from '../export/spool-budget.ts';
+import type { SearchRate } from '../load/search-rate.ts';
 import type { TenantSlots } from '../load/tenant-slots.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
 import type { ThreatDetector } from '../threats/detector.ts';
@@ -30,6 +31,8 @@ export interface RouteDeps {
   attempts: CredentialAttempts;
   /** Exports and searches one workspace may run at once (TENANT_MAX_EXPORTS, TENANT_MAX_SEARCHES). */
   slots: TenantSlots;
+  /** Searches one workspace may start (TENANT_SEARCHES_PER_MINUTE): after sign-in and the query check, before the slot. */
+  searchRate: SearchRate;
   /** The export's disk budget, spool directory, deadline and statement budget (EXPORT_*). */
   exports: ExportLimits;
   /** Signs the manifest of an audit export (the audit signing key). */

@@ -12,7 +12,7 @@ import { type Request, type Response, Router } from 'express';
 import { workspaceOf, workspacePageGuard } from '../auth/guards.ts';
 import type { RouteDeps } from '../http/route-deps.ts';
 import { storageQuota } from '../http/storage-quota.ts';
-import { listNotes, searchNotes } from '../workspace/notes.ts';
+import { listNotes, searchCursorOf, searchNotes } from '../workspace/notes.ts';
 import { readReference } from '../workspace/reference.ts';
 import { storageUsage } from '../workspace/storage.ts';
 import { listTasks } from '../workspace/tasks.ts';
@@ -96,8 +96,15 @@ async function showSearch(deps: RouteDeps, req: Request, res: Response): Promise
       shared: await loadShared(uow),
       found: sq ? await searchNotes(uow, sq, deps.config.SEARCH_CANDIDATES) : null,
     }));
-  // As in the API: at most TENANT_MAX_SEARCHES searches of one workspace at once (429 beyond).
+  // As in the API: a bad cursor is a 400 (the error page) and no search; then at most
+  // TENANT_SEARCHES_PER_MINUTE / 6 searches of one workspace start per 10 seconds and at most
+  // TENANT_MAX_SEARCHES run at once (429 beyond either, the error page with Retry-After).
+  // The empty search form is no search.
   const tenantId = (req.user as Express.User).tenantId as string;
+  if (sq) {
+    searchCursorOf(sq);
+    await deps.searchRate(req, res);
+  }
   const { shared, found } = sq ? await deps.slots.hold(tenantId, 'search', read) : await read();
   const results = found?.results.map((r) => {
     const updated = timeOf(r.updatedAt);

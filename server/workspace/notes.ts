@@ -27,7 +27,7 @@ import { VersionConflictError } from '../app-errors.ts';
 import type { Actor } from './actor.ts';
 import { recordChange } from './change-audit.ts';
 import { renderNote } from './markdown.ts';
-import { decodeCursor, type KeysetSort, page } from './pagination.ts';
+import { type Cursor, decodeCursor, type KeysetSort, page } from './pagination.ts';
 import type { NoteCreate, NoteListQuery, NoteSort, NoteUpdate, SearchQuery } from './validation.ts';
 import { notFound } from './validation.ts';
 import {
@@ -82,7 +82,7 @@ export async function searchNotes(
   query: SearchQuery,
   candidates: number = sql.SEARCH_CANDIDATES,
 ): Promise<{ results: SearchHit[]; nextCursor: string | null; cutShort: boolean }> {
-  const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor, RANK_SORT);
+  const cursor = searchCursorOf(query);
   const rows = await uow.query<sql.SearchStatementRow>(
     sql.searchNotes({ q: query.q, sort: RANK_SORT, cursor, limit: query.limit + 1, candidates }),
   );
@@ -94,6 +94,14 @@ export async function searchNotes(
     RANK_SORT,
   );
   return { results: shown.rows.map(searchHit), nextCursor: shown.nextCursor, cutShort };
+}
+
+/**
+ * The search's cursor, decoded and checked against the rank order (InvalidInputError, 400).
+ * The routes call it before the workspace's search rate: a bad cursor is no search.
+ */
+export function searchCursorOf(query: SearchQuery): Cursor | undefined {
+  return query.cursor === undefined ? undefined : decodeCursor(query.cursor, RANK_SORT);
 }
 
 /** A note as stored: its HTML was rendered when it was written (never here, but once for a note older than that). */
