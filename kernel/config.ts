@@ -96,6 +96,11 @@ const schema = z.object({
     'postgres://user:password@host:5432/dbname',
     'or unset it to run the embedded PostgreSQL',
   ),
+  DIRECT_DATABASE_URL: url(
+    ['postgres:', 'postgresql:'],
+    'postgres://user:password@host:5432/dbname',
+    'or unset it to use DATABASE_URL for everything',
+  ),
   REDIS_URL: url(['redis:', 'rediss:'], 'redis://host:6379', 'or unset it to keep sessions in PostgreSQL'),
   PORT: int('PORT', 1, 65535, 3000),
   HOST: z
@@ -298,6 +303,12 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     fallback: '(embedded)',
     meaning:
       'PostgreSQL to use (`postgres://user:password@host:5432/db`); unset runs the embedded one in `DATA_DIR`; its role needs `CREATEROLE` ([OPERATIONS.md](OPERATIONS.md))',
+  },
+  {
+    name: 'DIRECT_DATABASE_URL',
+    fallback: '(DATABASE_URL)',
+    meaning:
+      'the same database without a transaction pooler in between, for what needs a session of its own: the job queue (pg-boss) and job locks, the audit sealer, backups and restores, fleet migrations and every CLI command; set it when `DATABASE_URL` points at PgBouncer in transaction mode ([SCALING.md](SCALING.md))',
   },
   {
     name: 'REDIS_URL',

@@ -58,10 +58,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const { orm, pool } = await connect(url, config.DB_POOL_SIZE);
     cleanups.push(() => orm.close());
     cleanups.push(() => pool.end());
-    await migrate(pool);
+    // What needs a session of its own (pg-boss, job and backup locks, COPY streams) goes to
+    // DIRECT_DATABASE_URL when DATABASE_URL is a transaction pooler (docs/SCALING.md).
+    const directUrl = (config.DATABASE_URL && config.DIRECT_DATABASE_URL) || url;
+    const direct = directUrl === url ? pool : await connectDirect(directUrl, config.DB_POOL_SIZE);
+    if (direct !== pool) cleanups.push(() => direct.end());
+    await migrate(direct);
     const signer = await auditSigner(config, pool);
     const tenants = new TenantContext(orm, pool, {
       cacheMs: config.TENANT_CACHE_MS,
+      cacheEntries: config.TENANT_CACHE_SIZE,
       statementTimeoutMs: config.TENANT_STATEMENT_TIMEOUT_MS,
       idleInTransactionMs: config.TENANT_IDLE_IN_TRANSACTION_MS,
       maxConcurrentPerTenant: config.TENANT_MAX_CONCURRENT,
@@ -76,9 +82,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       auditSigner: signer,
       abuse: options.abuse,
       ormPool,
+      directPool: direct,
     });
     cleanups.push(web.close);
-    if (config.JOBS_IN_SERVER) cleanups.push(await startJobs(config, url, signer, web.deps, log));
+    if (config.JOBS_IN_SERVER)
+      cleanups.push(await startJobs(config, { url: directUrl, pool: direct }, signer, web.deps, log));
     // Temporary files a crashed backup left in BACKUP_DIR (any still being written are skipped).
     void web.deps.backups.storage
       .sweep()
@@ -119,13 +127,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 /** The sealer and the scheduled jobs, in this process (JOBS_IN_SERVER); `enclave worker` runs the same. */
 async function startJobs(
   config: Config,
-  url: string,
+  direct: { url: string; pool: Pool },
   signer: Signer,
   deps: RouteDeps,
   log: Logger,
 ): Promise<() => Promise<void>> {
   const base: JobBase = {
-    pool: deps.pool,
+    pool: direct.pool,
     log,
     config,
     clock: () => new Date(),
@@ -135,8 +143,8 @@ async function startJobs(
   };
   try {
     const runner = await startJobRunner({
-      connectionString: url,
-      pool: deps.pool,
+      connectionString: direct.url,
+      pool: direct.pool,
       signer,
       log,
       sealIntervalSeconds: config.AUDIT_SEAL_INTERVAL_SECONDS,
@@ -222,6 +230,20 @@ async function connect(url: string, poolSize: number): Promise<{ orm: Orm; pool:
     throw new StartupError(`cannot connect to the database at ${describeDatabase(url)}: ${messageOf(err)}`, {
       cause: err,
     });
+  }
+}
+
+async function connectDirect(url: string, poolSize: number): Promise<Pool> {
+  const pool = createPool(url, Math.max(2, Math.ceil(poolSize / 2)), 'enclave-direct');
+  try {
+    await pool.query('SELECT 1');
+    return pool;
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw new StartupError(
+      `cannot connect to DIRECT_DATABASE_URL at ${describeDatabase(url)}: ${messageOf(err)}`,
+      { cause: err },
+    );
   }
 }
 

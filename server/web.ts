@@ -63,6 +63,8 @@ export async function buildWeb(options: {
   abuse?: AbuseOverrides;
   /** MikroORM's own pool, reported beside the control pool in /metrics when given. */
   ormPool?: Pool;
+  /** DIRECT_DATABASE_URL's pool (backups hold a session lock and stream COPY); default: `pool`. */
+  directPool?: Pool;
 }): Promise<Web> {
   const { config, log, pool } = options;
   const idleSeconds = config.SESSION_IDLE_MINUTES * 60;
@@ -160,7 +162,10 @@ function routeDeps(
     auditSigner,
     ...rest,
     // Backups sign their manifests with the audit signing key too; BACKUP_* settings (backup/context.ts).
-    backups: createBackups(config, pool, { signer: auditSigner, migrations: parts.migrations }),
+    backups: createBackups(config, options.directPool ?? pool, {
+      signer: auditSigner,
+      migrations: parts.migrations,
+    }),
     tenantQuotaBytes: quotaBytesOf(config.TENANT_QUOTA_MB),
     jobs: JOBS.map((j) => ({
       name: j.name,

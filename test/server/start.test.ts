@@ -108,6 +108,17 @@ describe('startServer', () => {
     assert.doesNotMatch(err.message, /hunter2/);
   });
 
+  test('an unreachable DIRECT_DATABASE_URL is a StartupError naming that setting, not the password', async () => {
+    const config = {
+      ...loadConfig({ DATABASE_URL: db.url, DIRECT_DATABASE_URL: 'postgres://u:hunter2@127.0.0.1:1/x' }),
+      PORT: 0,
+    };
+    const err = await startServer(config, { log: captureLog().log }).catch((e: unknown) => e);
+    assert.ok(err instanceof StartupError, String(err));
+    assert.match(err.message, /DIRECT_DATABASE_URL at 127\.0\.0\.1:1\/x/);
+    assert.doesNotMatch(err.message, /hunter2/);
+  });
+
   test('a port already in use is a StartupError and the database is closed again', async () => {
     const blocker = net.createServer().listen(0, '127.0.0.1');
     await once(blocker, 'listening');
