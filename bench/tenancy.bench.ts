@@ -9,28 +9,35 @@
 // Every option can also be set as BENCH_<NAME> (BENCH_TENANTS=500, BENCH_FILL_CONCURRENCY=2...).
 // BENCH_DATABASE_URL: an admin URL that may create databases and roles.
 
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { SYSTEM } from '../kernel/audit-inbox.ts';
-import type { Pool, Statement } from '../kernel/db.ts';
-import { newTenantId, tenantNames } from '../kernel/identifiers.ts';
+import { createPool, type Pool } from '../kernel/db.ts';
 import { detectDrift } from '../tenancy/drift.ts';
 import { migrateFleet } from '../tenancy/fleet-migrate.ts';
-import { provisionScript, provisionTenant, registerStatement } from '../tenancy/provision.ts';
+import { provisionTenant } from '../tenancy/provision.ts';
 import {
   DEFAULT_TENANT_MIGRATIONS_DIR,
   loadTenantMigrations,
-  renderMigration,
   type TenantMigration,
 } from '../tenancy/templates.ts';
-import * as sql from '../tenancy/tenant-sql.ts';
 import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
+import {
+  checkpointCount,
+  checkpoint as checkpointWith,
+  type Latency,
+  latency,
+  METHOD_LABEL,
+  METHODS,
+  type Method,
+  median,
+  round,
+  provisionSamples as sampleProvisioning,
+  timed,
+} from './provisioning.ts';
 
 // --- options ----------------------------------------------------------------
 
@@ -86,179 +93,33 @@ process.once('SIGINT', () => {
   log('interrupted: stopping after the current step, then cleaning up');
   stop.abort(new Error('interrupted'));
 });
-const round = (n: number, digits = 2) => Number(n.toFixed(digits));
-
-/** Nearest-rank percentile of unsorted samples. */
-function percentile(samples: readonly number[], p: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
-const median = (samples: readonly number[]) => percentile(samples, 50);
-
-interface Latency {
-  p50: number;
-  p95: number;
-  p99: number;
-  min: number;
-  max: number;
-}
-const latency = (ms: readonly number[]): Latency => ({
-  p50: round(percentile(ms, 50)),
-  p95: round(percentile(ms, 95)),
-  p99: round(percentile(ms, 99)),
-  min: round(Math.min(...ms)),
-  max: round(Math.max(...ms)),
-});
-
-async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; result: T }> {
-  const started = performance.now();
-  const result = await fn();
-  return { ms: performance.now() - started, result };
-}
-
-/** A statement with its $n values written in as literals, for a plain SQL script. */
-function inline(stmt: Statement): string {
-  return stmt.text.replace(/\$(\d+)/g, (_, n: string) => {
-    const v = stmt.values[Number(n) - 1];
-    if (v === null) return 'NULL';
-    if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-    if (typeof v === 'string') return pg.escapeLiteral(v);
-    throw new Error(`cannot inline value ${String(v)} of ${stmt.text}`);
-  });
-}
-
 // --- provisioning and its floor ---------------------------------------------
 
 /**
- * The floor: provisioning's DDL, migrations, ledger rows and updates, from the same
- * builders, with values inlined; without Enclave's lock, audit event and per-migration
- * timing markers (kept as it was, so that runs before and after issue 14 compare).
- */
-function floorScript(migrations: readonly TenantMigration[]): { id: string; role: string; script: string } {
-  const id = newTenantId();
-  const names = tenantNames(id);
-  const statements = [
-    inline(sql.insertProvisioning(id, `bench ${id}`, names.schema, names.role)),
-    sql.createRole(names.role),
-    sql.grantRoleToApp(names.role),
-    sql.createSchema(names.schema),
-    sql.grantSchemaUsage(names.schema, names.role),
-    inline(sql.setSearchPath(names.schema)),
-    ...migrations.flatMap((m) => [
-      renderMigration(m, names),
-      inline(sql.recordMigration(id, m, 0, 'applied', null)),
-    ]),
-    inline(sql.setVersion(id, migrations.at(-1)?.version ?? 0)),
-    inline(sql.activate(id)),
-  ];
-  // The separator on its own line also ends a statement whose text ends in a comment.
-  const script = `${statements.map((s) => s.trim().replace(/;$/, '')).join('\n;\n')}\n;\n`;
-  return { id, role: names.role, script };
-}
-
-/**
- * Enclave's own SQL (its two round trips: lock + row + audit event, then the
- * provisioning script) with values inlined, for one query: what the round trips
- * and the parameters cost, next to what Enclave's extra SQL costs.
- */
-function sameSqlScript(migrations: readonly TenantMigration[]): { id: string; role: string; script: string } {
-  const id = newTenantId();
-  const names = tenantNames(id);
-  const first = inline(registerStatement(id, `bench ${id}`, names, migrations, SYSTEM));
-  return { id, role: names.role, script: `${first}\n;\n${provisionScript(id, names, migrations)}` };
-}
-
-type Method = 'enclave' | 'psql' | 'raw' | 'rawSame' | 'psqlStart';
-const METHODS: readonly Method[] = ['enclave', 'psql', 'raw', 'rawSame', 'psqlStart'];
-
-/** Runs psql to completion; the time includes its process start and a new connection (a new backend). */
-function psql(url: string, args: readonly string[]): number {
-  const started = performance.now();
-  const out = spawnSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const ms = performance.now() - started;
-  if (out.status !== 0)
-    throw new Error(`psql failed (${out.status}): ${out.stderr?.toString() ?? out.error}`);
-  return ms;
-}
-
-async function removeTenants(pool: Pool, ids: readonly string[]): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    for (const id of ids) {
-      const names = tenantNames(id);
-      await client.query(sql.dropSchema(names.schema));
-      await client.query(sql.dropOwned(names.role));
-      await client.query(sql.dropRole(names.role));
-    }
-    await client.query('DELETE FROM control.tenant_migrations WHERE tenant_id = ANY($1)', [ids]);
-    await client.query('DELETE FROM control.tenants WHERE id = ANY($1)', [ids]);
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
-}
-
-/**
- * Rounds of one sample per method, in a rotating order so that noise and
- * position effects hit every method alike. The tenants a round creates are
- * removed after it (untimed), so every sample sees the same number of tenants.
+ * Provisioning samples at the current fleet size: every method, interleaved (bench/provisioning.ts).
+ * Both sides get fresh connections for each size: a backend that ran the fill or VACUUM ANALYZE
+ * carries a catalog cache of 100+ MB at 2,000 tenants, which slowed whichever side drew it.
  */
 async function provisionSamples(
   scratch: ScratchDatabase,
-  raw: pg.Client,
   migrations: readonly TenantMigration[],
   opts: Options,
   workDir: string,
 ): Promise<Record<Method, number[]>> {
-  const samples: Record<Method, number[]> = { enclave: [], psql: [], raw: [], rawSame: [], psqlStart: [] };
-  const file = path.join(workDir, 'provision.sql');
-  const run: Record<Method, () => Promise<{ id: string | null; ms: number }>> = {
-    enclave: async () => {
-      const { ms, result } = await timed(() =>
-        provisionTenant(scratch.pool, { displayName: 'bench' }, migrations),
-      );
-      scratch.roles.add(result.role_name);
-      return { id: result.id, ms };
-    },
-    psql: async () => {
-      const floor = floorScript(migrations);
-      writeFileSync(file, floor.script);
-      scratch.roles.add(floor.role);
-      return { id: floor.id, ms: psql(scratch.url, ['-1', '-f', file]) };
-    },
-    raw: async () => {
-      const floor = floorScript(migrations);
-      scratch.roles.add(floor.role);
-      const { ms } = await timed(() => raw.query(`BEGIN;\n${floor.script}COMMIT;`));
-      return { id: floor.id, ms };
-    },
-    rawSame: async () => {
-      const same = sameSqlScript(migrations);
-      scratch.roles.add(same.role);
-      const { ms } = await timed(() => raw.query(`BEGIN;\n${same.script}COMMIT;`));
-      return { id: same.id, ms };
-    },
-    // What psql costs before any DDL: process start, connection, one trivial query.
-    psqlStart: async () => ({ id: null, ms: psql(scratch.url, ['-c', 'SELECT 1']) }),
-  };
-  for (let r = 0; r < opts.warmup + opts.samples; r++) {
-    stop.signal.throwIfAborted();
-    const ids: string[] = [];
-    for (let k = 0; k < METHODS.length; k++) {
-      const method = METHODS[(r + k) % METHODS.length] as Method;
-      const { id, ms } = await run[method]();
-      if (id) ids.push(id);
-      if (r >= opts.warmup) samples[method].push(ms);
-    }
-    await removeTenants(scratch.pool, ids);
+  const pool = createPool(scratch.url, 2, 'enclave-bench-provision');
+  const raw = new pg.Client({ connectionString: scratch.url, application_name: 'enclave-bench-raw' });
+  try {
+    await raw.connect();
+    return await sampleProvisioning({ ...scratch, pool }, raw, migrations, {
+      warmup: opts.warmup,
+      samples: opts.samples,
+      workDir,
+      signal: stop.signal,
+    });
+  } finally {
+    await raw.end().catch(() => {});
+    await pool.end().catch(() => {});
   }
-  return samples;
 }
 
 async function fill(
@@ -365,23 +226,7 @@ interface FleetRun {
   loadAverage1m: number;
 }
 
-/** Checkpoints started so far, cluster-wide (pg_stat_checkpointer from PostgreSQL 17 on). */
-async function checkpointCount(pool: Pool): Promise<number> {
-  const text = (await pool.query("SELECT to_regclass('pg_catalog.pg_stat_checkpointer') IS NOT NULL AS v17"))
-    .rows[0]?.v17
-    ? 'SELECT num_timed + num_requested AS n FROM pg_stat_checkpointer'
-    : 'SELECT checkpoints_timed + checkpoints_req AS n FROM pg_stat_bgwriter';
-  return Number((await pool.query<{ n: string }>(text)).rows[0]?.n ?? 0);
-}
-
-/** Writes dirty buffers and syncs the files the setup created, so that a run does not pay for the setup. */
-async function checkpoint(pool: Pool): Promise<void> {
-  await pool
-    .query('CHECKPOINT')
-    .catch((err) => log(`  CHECKPOINT refused (${err.message}); going on without`));
-  // The checkpointer publishes its statistics just after CHECKPOINT returns: let it, before counting.
-  await sleep(300);
-}
+const checkpoint = (pool: Pool) => checkpointWith(pool, log);
 
 /**
  * Each round runs every concurrency once, the order reversed every other round
@@ -491,14 +336,6 @@ function markdown(r: Results): string {
   return `${lines.join('\n')}\n`;
 }
 
-const METHOD_LABEL: Record<Method, string> = {
-  enclave: 'enclave provisionTenant',
-  psql: 'floor: psql -1 -f (incl. process start)',
-  psqlStart: "psql -c 'SELECT 1' (start + connect only)",
-  raw: 'floor: one query, open connection',
-  rawSame: "Enclave's own SQL in one query, open connection",
-};
-
 interface Results {
   startedAt: string;
   machine: { cpus: number; memoryGiB: number; node: string; postgres: string; loadAverage1mAtStart: number };
@@ -523,14 +360,13 @@ async function main() {
     migrate: true,
     log,
   });
-  const raw = new pg.Client({ connectionString: scratch.url, application_name: 'enclave-bench-raw' });
   try {
-    await raw.connect();
-    const postgres = (await raw.query<{ version: string }>('SELECT version()')).rows[0]?.version ?? '';
+    const postgres =
+      (await scratch.pool.query<{ version: string }>('SELECT version()')).rows[0]?.version ?? '';
     const provisioning: ProvisionResult[] = [];
 
     log(`provisioning: ${opts.warmup} + ${opts.samples} rounds at 0 tenants`);
-    provisioning.push(summarise(0, await provisionSamples(scratch, raw, shipped, opts, workDir)));
+    provisioning.push(summarise(0, await provisionSamples(scratch, shipped, opts, workDir)));
     log(`filling to ${opts.tenants} tenants at concurrency ${opts.fillConcurrency}`);
     const fillSeconds = round(await fill(scratch, shipped, opts));
     // What autovacuum would do after a burst of 2,000 provisionings (it may be off on a
@@ -538,7 +374,7 @@ async function main() {
     await scratch.pool.query('VACUUM ANALYZE');
     await checkpoint(scratch.pool);
     log(`provisioning: ${opts.warmup} + ${opts.samples} rounds at ${opts.tenants} tenants`);
-    provisioning.push(summarise(opts.tenants, await provisionSamples(scratch, raw, shipped, opts, workDir)));
+    provisioning.push(summarise(opts.tenants, await provisionSamples(scratch, shipped, opts, workDir)));
 
     log('fleet migration');
     const fleet = await fleetRuns(scratch.pool, opts, workDir);
@@ -593,7 +429,6 @@ async function main() {
     process.stdout.write(markdown(results));
     log(`results written to ${path.relative(process.cwd(), fileURLToPath(file))}`);
   } finally {
-    await raw.end().catch(() => {});
     await scratch.drop();
     rmSync(workDir, { recursive: true, force: true });
   }
