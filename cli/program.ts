@@ -10,6 +10,7 @@ import { AppError } from '../server/app-errors.ts';
 import { TenancyError } from '../tenancy/tenancy-errors.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { registerBackupCommands } from './backup-commands.ts';
+import { registerCitusCheckCommand } from './citus-check-commands.ts';
 import { registerJobCommands } from './jobs-commands.ts';
 import { registerLifecycleCommands } from './lifecycle-commands.ts';
 import { registerStatsCommands } from './stats-commands.ts';
@@ -81,6 +82,7 @@ export function buildProgram(): Command {
     });
   registerStatsCommands(tenants); // tenants stats: cli/stats-commands.ts
   registerLifecycleCommands(tenants); // suspend|resume|archive|hold|release, lifecycle: cli/lifecycle-commands.ts
+  registerCitusCheckCommand(tenants); // tenants check-citus: cli/citus-check-commands.ts
   const users = program.command('users').description('admin and auditor accounts');
   users
     .command('create-admin')
