@@ -115,6 +115,7 @@ const schema = z.object({
   MIGRATION_CONCURRENCY: int('MIGRATION_CONCURRENCY', 1, 64, 4),
   EMBEDDED_PG_PORT: int('EMBEDDED_PG_PORT', 1024, 65535, 54329),
   TENANT_CACHE_MS: int('TENANT_CACHE_MS', 0, 60000, 2000),
+  TENANT_CACHE_SIZE: int('TENANT_CACHE_SIZE', 1, 10_000_000, 10_000),
   TENANT_QUOTA_MB: int('TENANT_QUOTA_MB', 0, 1_000_000, 100),
   LOG_LEVEL: z
     .string()
@@ -340,6 +341,12 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
     fallback: '2000',
     meaning:
       "how long a tenant's state is cached per process; a suspension takes effect within this (0 to 60000)",
+  },
+  {
+    name: 'TENANT_CACHE_SIZE',
+    fallback: '10000',
+    meaning:
+      'tenants each process remembers: their cached state (`TENANT_CACHE_MS`) and when it last wrote their `last_active_at`; the longest unread forgotten first (read again on their next request)',
   },
   {
     name: 'TENANT_QUOTA_MB',

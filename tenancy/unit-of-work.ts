@@ -32,6 +32,12 @@ export interface UnitOfWork {
 export interface TenantContextOptions {
   /** How long a tenant's state is trusted without a new read (suspension takes effect within it). */
   cacheMs: number;
+  /**
+   * Most tenants this process remembers (their cached state, and when their
+   * last_active_at was last written); the longest unread forgotten first
+   * (default 10000). A forgotten tenant is read again on its next request.
+   */
+  cacheEntries?: number;
   /** last_active_at is written at most once per this many seconds per tenant. */
   touchIntervalSeconds?: number;
   /**
@@ -160,6 +166,7 @@ export class TenantContext {
   readonly #orm: Orm;
   readonly #pool: Pool;
   readonly #cacheMs: number;
+  readonly #cacheEntries: number;
   readonly #touchMs: number;
   readonly #statementTimeoutMs: number;
   readonly #idleInTransactionMs: number;
@@ -174,6 +181,9 @@ export class TenantContext {
     this.#orm = orm;
     this.#pool = pool;
     this.#cacheMs = options.cacheMs;
+    this.#cacheEntries = options.cacheEntries ?? DEFAULT_CACHE_ENTRIES;
+    if (!(Number.isInteger(this.#cacheEntries) && this.#cacheEntries >= 1))
+      throw new RangeError('cacheEntries must be a whole number >= 1');
     this.#touchMs = (options.touchIntervalSeconds ?? 60) * 1000;
     this.#statementTimeoutMs = timeLimit(options.statementTimeoutMs ?? 5000, 'statementTimeoutMs');
     this.#idleInTransactionMs = timeLimit(options.idleInTransactionMs ?? 10_000, 'idleInTransactionMs');
@@ -318,7 +328,7 @@ export class TenantContext {
         this.#cache.delete(tenantId);
         throw new TenantNotFoundError(tenantId);
       }
-      this.#cache.set(tenantId, { row, at: now });
+      if (this.#cacheMs > 0) remember(this.#cache, tenantId, { row, at: now }, this.#cacheEntries);
     }
     if (row.state !== 'active') throw stateError(tenantId, row.state);
     return row;
@@ -352,9 +362,25 @@ export class TenantContext {
     const now = Date.now();
     const last = this.#touched.get(tenantId) ?? 0;
     if (now - last < this.#touchMs) return false;
-    this.#touched.set(tenantId, now);
-    if (this.#touched.size > 100_000) this.#touched.clear();
+    remember(this.#touched, tenantId, now, this.#cacheEntries);
     return true;
+  }
+
+  /** Tenants whose state this process holds now, and whose last write of last_active_at it remembers. */
+  get remembered(): { states: number; touches: number } {
+    return { states: this.#cache.size, touches: this.#touched.size };
+  }
+}
+
+const DEFAULT_CACHE_ENTRIES = 10_000;
+
+/** Sets `key` as the most recent entry (a Map iterates in insertion order) and forgets the oldest beyond `max`. */
+function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  for (const oldest of map.keys()) {
+    if (map.size <= max) break;
+    map.delete(oldest);
   }
 }
 

@@ -118,22 +118,36 @@ export class RedisAttemptCounter implements AttemptCounter {
   }
 }
 
-/** Without Redis (PostgreSQL sessions): counts in this process only, so only right for a single instance. */
+/**
+ * Without Redis (PostgreSQL sessions): counts in this process only, so only
+ * right for a single instance. At most `max` accounts are remembered: past
+ * it, forgotten ones go first, then those not waiting out a delay or a
+ * lockout, then the oldest. Sign-ins naming new addresses (each one costs a
+ * failed sign-in, held to the per-IP limit) can so push an account's
+ * early failures out, but not a lockout, unless `max` accounts are locked.
+ */
 export class MemoryAttemptCounter implements AttemptCounter {
   readonly #entries = new Map<string, { failures: number; waitUntil: number; forgetAt: number }>();
   readonly #schedule: number[];
   readonly #forgetAfterMs: number;
   readonly #now: () => number;
+  readonly #max: number;
 
-  constructor(policy: LockoutPolicy, now: () => number = Date.now) {
+  constructor(policy: LockoutPolicy, now: () => number = Date.now, max = MEMORY_LOCKOUT_ENTRIES) {
+    if (!(Number.isInteger(max) && max >= 1)) throw new RangeError('max must be a whole number >= 1');
     this.#schedule = lockoutSchedule(policy);
     this.#forgetAfterMs = policy.forgetAfterMs;
     this.#now = now;
+    this.#max = max;
+  }
+
+  /** Accounts remembered now. */
+  get size(): number {
+    return this.#entries.size;
   }
 
   async attempt(key: string): Promise<Attempt> {
     const now = this.#now();
-    if (this.#entries.size > 10_000) this.#prune(now);
     const live = this.#entries.get(key);
     const entry = live && live.forgetAt > now ? live : { failures: 0, waitUntil: 0, forgetAt: 0 };
     if (entry.waitUntil > now) return { allowed: false, retryAfterMs: entry.waitUntil - now };
@@ -141,6 +155,8 @@ export class MemoryAttemptCounter implements AttemptCounter {
     const delay = waitAfter(this.#schedule, entry.failures);
     entry.waitUntil = now + delay;
     entry.forgetAt = now + Math.max(this.#forgetAfterMs, delay);
+    this.#entries.delete(key); // the most recent last (a Map iterates in insertion order)
+    if (this.#entries.size >= this.#max) this.#evict(now);
     this.#entries.set(key, entry);
     return { allowed: true, failures: entry.failures };
   }
@@ -154,10 +170,22 @@ export class MemoryAttemptCounter implements AttemptCounter {
     if (entry && entry.failures > 0) entry.failures -= 1;
   }
 
-  #prune(now: number): void {
-    for (const [key, entry] of this.#entries) if (entry.forgetAt <= now) this.#entries.delete(key);
+  /** Makes room for one: the forgotten, then those not waiting, then the oldest. */
+  #evict(now: number): void {
+    for (const [key, e] of this.#entries) if (e.forgetAt <= now) this.#entries.delete(key);
+    for (const [key, e] of this.#entries) {
+      if (this.#entries.size < this.#max) return;
+      if (e.waitUntil <= now) this.#entries.delete(key);
+    }
+    for (const key of this.#entries.keys()) {
+      if (this.#entries.size < this.#max) return;
+      this.#entries.delete(key);
+    }
   }
 }
+
+/** Accounts the in-process lockout remembers (the Redis one keeps each for forgetAfterMs, with a TTL). */
+export const MEMORY_LOCKOUT_ENTRIES = 100_000;
 
 /** The Redis-safe key of an account: HMAC of the normalised email; undefined if it is not an email at all. */
 export function accountKey(secret: string, rawEmail: unknown): string | undefined {
