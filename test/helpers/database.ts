@@ -10,7 +10,10 @@ import { migrateControlPlane } from '../../tenancy/control-plane.ts';
 
 export interface ScratchDatabase {
   name: string;
+  /** The URL the application's request path uses (through PgBouncer under TEST_VIA_PGBOUNCER). */
   url: string;
+  /** The same database without a pooler in between (`pool` is on it). */
+  directUrl: string;
   pool: Pool;
   /** Tenant roles made beyond those in control.tenants (dropped at the end too). */
   roles: Set<string>;
@@ -32,6 +35,8 @@ export interface ScratchOptions {
   applicationName?: string;
   /** Told what drop() removed. */
   log?: (line: string) => void;
+  /** A transaction pooler ("host:port") that `url` goes through; created, migrated and dropped directly. */
+  viaPgBouncer?: string;
 }
 
 export function adminUrl(): string {
@@ -96,12 +101,18 @@ export async function createScratchDatabase(options: ScratchOptions = {}): Promi
       throw err;
     }
   }
-  return { name, url: url.toString(), pool, roles, drop };
+  const appUrl = new URL(url);
+  if (options.viaPgBouncer) appUrl.host = options.viaPgBouncer;
+  return { name, url: appUrl.toString(), directUrl: url.toString(), pool, roles, drop };
 }
 
-/** A test file's own database (TEST_DATABASE_URL's cluster), control plane applied. */
+/**
+ * A test file's own database (TEST_DATABASE_URL's cluster), control plane
+ * applied. With TEST_VIA_PGBOUNCER=host:port (test/pgbouncer/suites.test.ts)
+ * its `url` goes through that PgBouncer in transaction mode; `pool` stays direct.
+ */
 export function createTestDatabase(poolSize = 4): Promise<TestDatabase> {
-  return createScratchDatabase({ poolSize });
+  return createScratchDatabase({ poolSize, viaPgBouncer: process.env.TEST_VIA_PGBOUNCER || undefined });
 }
 
 /** A benchmark run's database (`enclave_bench_…`, application name enclave-bench). */

@@ -1,12 +1,14 @@
 // A real Enclave server for HTTP tests: its own database, the real Redis
 // (TEST_REDIS_URL, default redis://127.0.0.1:6379), a captured log.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import request from 'supertest';
-import { loadConfig } from '../../kernel/config.ts';
+import { type Config, loadConfig } from '../../kernel/config.ts';
 import type { AbuseOverrides } from '../../server/abuse/options.ts';
 import { createPrivilegedUser } from '../../server/accounts/accounts.ts';
 import { type RunningServer, startServer } from '../../server/start.ts';
@@ -36,6 +38,10 @@ export interface TestServer {
   db: TestDatabase;
   logs: CapturedLog;
   server: RunningServer;
+  /** The settings it started with, PORT 0 (startInstance starts another with the same). */
+  config: Config;
+  /** Its abuse numbers, key prefix included (another instance shares its counts by using the same). */
+  abuse: AbuseOverrides;
   stop(): Promise<void>;
 }
 
@@ -78,6 +84,8 @@ export async function startTestServer(
   const logs = captureLog('debug');
   const loaded = loadConfig({
     DATABASE_URL: db.url,
+    // Under TEST_VIA_PGBOUNCER db.url goes through the bouncer: what needs a session goes direct.
+    ...(db.directUrl !== db.url ? { DIRECT_DATABASE_URL: db.directUrl } : {}),
     DATA_DIR: mkdtempSync(path.join(tmpdir(), 'enclave-test-')),
     SESSION_SECRET: randomBytes(32).toString('hex'),
     // No pg-boss (sealer, scheduled jobs) unless a test asks for it (test/audit/seal-job.test.ts,
@@ -88,21 +96,94 @@ export async function startTestServer(
     REDIS_URL: redisUrl,
   });
   const config = { ...loaded, PORT: 0 }; // any free port (PORT itself must be 1 to 65535)
-  const server = await startServer(config, {
-    log: logs.log,
-    shutdownGraceMs: 500,
-    abuse: relaxedAbuseLimits(options.abuse),
-  });
+  const abuse = relaxedAbuseLimits(options.abuse);
+  const server = await startServer(config, { log: logs.log, shutdownGraceMs: 500, abuse });
   return {
     url: server.url,
     db,
     logs,
     server,
+    config,
+    abuse,
     stop: async () => {
       await server.stop();
       await db.drop();
     },
   };
+}
+
+/**
+ * Another instance of `t`'s installation, as behind a load balancer: its own
+ * port and log, the same database, Redis, SESSION_SECRET, DATA_DIR (the audit
+ * signing key) and abuse key prefix. Its stop() stops it alone; stop it before `t`.
+ */
+export async function startInstance(t: TestServer): Promise<TestServer> {
+  const logs = captureLog('debug');
+  const server = await startServer(t.config, { log: logs.log, shutdownGraceMs: 500, abuse: t.abuse });
+  return { ...t, url: server.url, logs, server, stop: () => server.stop() };
+}
+
+/** The environment `enclave worker` (or any CLI command) needs to join `t`'s installation. */
+export function instanceEnv(t: TestServer): Record<string, string> {
+  const c = t.config;
+  const env: Record<string, string> = {
+    DATABASE_URL: c.DATABASE_URL ?? '',
+    DATA_DIR: c.DATA_DIR,
+    SESSION_SECRET: c.SESSION_SECRET ?? '',
+    AUDIT_SEAL_INTERVAL_SECONDS: String(c.AUDIT_SEAL_INTERVAL_SECONDS),
+  };
+  if (c.DIRECT_DATABASE_URL) env.DIRECT_DATABASE_URL = c.DIRECT_DATABASE_URL;
+  if (c.REDIS_URL) env.REDIS_URL = c.REDIS_URL;
+  if (c.AUDIT_SIGNING_KEY_FILE) env.AUDIT_SIGNING_KEY_FILE = c.AUDIT_SIGNING_KEY_FILE;
+  return env;
+}
+
+export interface Worker {
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM, then its exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** `enclave worker` in a child process with `env` on top of this one's; resolves once it says it started. */
+export async function startWorker(env: Record<string, string>, timeoutMs = 30_000): Promise<Worker> {
+  const child = spawn(process.execPath, ['bin/enclave.ts', 'worker'], {
+    cwd: fileURLToPath(new URL('../../', import.meta.url)),
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    return exited;
+  };
+  const started = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`the worker did not start:\n${out.slice(-2000)}`)),
+      timeoutMs,
+    );
+    const read = (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('worker started')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', read);
+    child.stderr?.on('data', read);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`the worker exited (${code}) before it started:\n${out.slice(-2000)}`));
+    });
+  });
+  try {
+    await started;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { output: () => out, stop };
 }
 
 let counter = 0;
