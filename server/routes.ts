@@ -24,6 +24,7 @@ import { threatsApiRoutes } from './api/threats-api.ts';
 import { tokenRoutes } from './api/tokens-api.ts';
 import { usersAdminApiRoutes } from './api/users-admin-api.ts';
 import { workspaceApiRoutes } from './api/workspace-api.ts';
+import { openApiRoutes } from './http/openapi.ts';
 import type { RouteDeps } from './http/route-deps.ts';
 import { accountPages } from './pages/account-pages.ts';
 import { adminPages } from './pages/admin-pages.ts';
@@ -41,6 +42,7 @@ import { workspacePageGate, workspacePages } from './pages/workspace-pages.ts';
 /** The routers in registration order (the order matters only where paths overlap; kept as it always was). */
 export function routes(deps: RouteDeps): Router[] {
   return [
+    openApiRoutes(), // GET /api/v1/openapi.json: the description of every route below
     authRoutes(deps),
     sessionRoutes(deps),
     adminApiRoutes(deps),

@@ -15,8 +15,8 @@ import { whoOf } from '../http/request-audit.ts';
 import type { RouteDeps } from '../http/route-deps.ts';
 import { parse } from '../workspace/validation.ts';
 
-const NoQuery = z.strictObject({});
-const NoBody = z.strictObject({});
+export const NoQuery = z.strictObject({});
+export const NoBody = z.strictObject({});
 
 export function adminApiRoutes(deps: RouteDeps): Router {
   const admin = [requireSessionLogin, requireRole('admin')];

@@ -14,8 +14,8 @@ import { requireRole, requireSessionLogin } from '../auth/guards.ts';
 import type { RouteDeps } from '../http/route-deps.ts';
 import { parse } from '../workspace/validation.ts';
 
-const NoQuery = z.strictObject({});
-const NoBody = z.union([z.strictObject({}), z.undefined()]);
+export const NoQuery = z.strictObject({});
+export const NoBody = z.union([z.strictObject({}), z.undefined()]);
 
 export function adminTenantsApiRoutes(deps: RouteDeps): Router {
   const admin = [requireSessionLogin, requireRole('admin')];

@@ -29,10 +29,10 @@ import { parse } from '../workspace/validation.ts';
 const BASE = '/api/v1/admin/tenants/:tenantId/backups';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-const NoQuery = z.strictObject({});
-const NoBody = z.strictObject({});
-const VerifyQuery = z.strictObject({ restore: z.enum(['0', '1']).optional() });
-const RestoreBody = z.strictObject({
+export const NoQuery = z.strictObject({});
+export const NoBody = z.strictObject({});
+export const VerifyQuery = z.strictObject({ restore: z.enum(['0', '1']).optional() });
+export const RestoreBody = z.strictObject({
   confirm: z.string().max(100).optional(),
   asNew: z.string().max(1000).optional(),
 });

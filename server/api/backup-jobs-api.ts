@@ -22,7 +22,7 @@ const integer = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
-const HealthQuery = z.strictObject({
+export const HealthQuery = z.strictObject({
   /** The window: a tenant whose latest good backup is older is counted without one (1 hour to 30 days; default 24). */
   withinHours: integer(1, 720).optional(),
   /** Most tenants listed (1..10,000; default 100); the summary always covers them all. */

@@ -9,8 +9,8 @@ import { requireRole, requireSessionLogin } from '../auth/guards.ts';
 import type { RouteDeps } from '../http/route-deps.ts';
 import { parse } from '../workspace/validation.ts';
 
-const NoQuery = z.strictObject({});
-const RunsQuery = z.strictObject({
+export const NoQuery = z.strictObject({});
+export const RunsQuery = z.strictObject({
   job: z
     .string()
     .regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be a job name such as backup-fleet')

@@ -40,9 +40,9 @@ export type LifecycleConfig = Pick<
 export type LifecycleRouteDeps = RouteDeps;
 
 const BASE = '/api/v1/admin/tenants/:tenantId';
-const NoQuery = z.strictObject({});
-const NoBody = z.strictObject({});
-const PlanQuery = z.strictObject({
+export const NoQuery = z.strictObject({});
+export const NoBody = z.strictObject({});
+export const PlanQuery = z.strictObject({
   within: z
     .string()
     .regex(/^\d{1,4}$/, 'a whole number of days, 0 to 9999')

@@ -9,7 +9,7 @@ import { confirmRecentAuth } from '../auth/recent-auth.ts';
 import type { RouteDeps } from '../http/route-deps.ts';
 import { parse } from '../workspace/validation.ts';
 
-const ReauthBody = z.strictObject({
+export const ReauthBody = z.strictObject({
   password: z.string().min(1).max(256),
   totp: z.string().max(64).optional(),
 });

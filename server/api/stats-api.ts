@@ -23,7 +23,7 @@ import { requireRole, requireSessionLogin } from '../auth/guards.ts';
 import type { RouteDeps } from '../http/route-deps.ts';
 import { parse } from '../workspace/validation.ts';
 
-const FleetQuery = z.strictObject({
+export const FleetQuery = z.strictObject({
   limit: z
     .string()
     .regex(/^\d{1,5}$/, 'must be a whole number from 1 to 1000')
@@ -31,7 +31,7 @@ const FleetQuery = z.strictObject({
     .pipe(z.number().int().min(1, 'must be at least 1').max(1000, 'must be at most 1000'))
     .optional(),
 });
-const TenantQuery = z.strictObject({ exact: z.enum(['0', '1']).optional() });
+export const TenantQuery = z.strictObject({ exact: z.enum(['0', '1']).optional() });
 
 export function statsApiRoutes(deps: RouteDeps): Router {
   const admin = [requireSessionLogin, requireRole('admin')];

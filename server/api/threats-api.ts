@@ -24,7 +24,7 @@ export const AcknowledgeBody = z.strictObject({
   note: z.string().trim().min(1, 'must say what was done about it').max(2000),
 });
 
-const NoQuery = z.strictObject({});
+export const NoQuery = z.strictObject({});
 
 export function threatsApiRoutes(deps: RouteDeps): Router {
   const admin = [requireSessionLogin, requireRole('admin')];

@@ -29,7 +29,7 @@ import { parse } from '../workspace/validation.ts';
 
 const BASE = '/api/v1/admin/users';
 
-const SearchQuery = z.strictObject({
+export const SearchQuery = z.strictObject({
   q: z.string().max(254).optional(),
   match: z.enum(['contains', 'prefix']).optional(),
   tenant: z.string().max(64).optional(),
@@ -43,17 +43,17 @@ const SearchQuery = z.strictObject({
     .refine((n) => n >= 1 && n <= MAX_PAGE_SIZE, `a whole number from 1 to ${MAX_PAGE_SIZE}`)
     .optional(),
 });
-const NoQuery = z.strictObject({});
-const NoBody = z.strictObject({});
+export const NoQuery = z.strictObject({});
+export const NoBody = z.strictObject({});
 // The service checks the words of a reason (one line, trimmed); the schema the shape.
-const DeactivateBody = z.strictObject({
+export const DeactivateBody = z.strictObject({
   reason: z
     .string()
     .max(REASON_MAX * 4)
     .optional(),
 });
-const ResetMfaBody = z.strictObject({ reason: z.string().max(REASON_MAX * 4) });
-const RoleBody = z.strictObject({ role: z.enum(['user', 'auditor', 'admin']) });
+export const ResetMfaBody = z.strictObject({ reason: z.string().max(REASON_MAX * 4) });
+export const RoleBody = z.strictObject({ role: z.enum(['user', 'auditor', 'admin']) });
 
 export function usersAdminApiRoutes(deps: RouteDeps): Router {
   const admin = [requireSessionLogin, requireRole('admin')];

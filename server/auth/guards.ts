@@ -191,6 +191,7 @@ export const OPEN_DURING_ENROLMENT: readonly OpenRoute[] = [
   { methods: 'any', path: /^\/api\/v1\/mfa(\/[\w-]*)?\/?$/i },
   { methods: READ, path: /^\/api\/v1\/me\/?$/i },
   { methods: READ, path: /^\/api\/v1\/csrf\/?$/i },
+  { methods: READ, path: /^\/api\/v1\/openapi\.json$/i }, // public to everyone anyway
   { methods: POST, path: /^\/api\/v1\/auth\/logout\/?$/i },
   // The pages for the same things, and what those pages load.
   { methods: FORM, path: /^\/account\/mfa(\/[\w-]*)?\/?$/i },

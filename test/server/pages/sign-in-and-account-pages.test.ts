@@ -200,6 +200,7 @@ describe('an account that must use MFA', () => {
     const blocked = await agent.get('/account').expect(403).expect('Content-Type', /html/);
     assert.match(blocked.text, /must use two-step sign-in/);
     assert.match(blocked.text, /href="\/account\/mfa"/);
+    await agent.get('/api/v1/openapi.json').expect(200); // the public API description stays open
     await enableMfaByPages(agent);
     await agent.get('/account').expect(200);
   });
