@@ -4,7 +4,7 @@
 // (tests, benchmarks); the server keeps a separate control pool (server/start.ts).
 import { MikroORM } from '@mikro-orm/postgresql';
 import type pg from 'pg';
-import type { Pool } from '../kernel/db.ts';
+import { CONNECTION_LIFETIME_SECONDS, type Pool } from '../kernel/db.ts';
 import { WORKSPACE_ENTITIES } from './workspace-entities.ts';
 
 export type Orm = MikroORM;
@@ -12,11 +12,18 @@ export type Orm = MikroORM;
 export async function createOrm(
   connectionString: string,
   poolSize: number,
+  connectTimeoutMs = 0,
 ): Promise<{ orm: Orm; pool: Pool }> {
   const orm = await MikroORM.init({
     clientUrl: connectionString,
     entities: WORKSPACE_ENTITIES,
     pool: { min: 0, max: poolSize },
+    // Passed on to pg.Pool: a unit of work waits at most this long for a connection (0: no bound).
+    driverOptions: {
+      connectionTimeoutMillis: connectTimeoutMs,
+      maxLifetimeSeconds: CONNECTION_LIFETIME_SECONDS, // see kernel/db.ts
+      application_name: 'enclave-orm', // told apart from the control pool in pg_stat_activity
+    },
     // Tenant data is only ever reached through a fork bound to one schema.
     allowGlobalContext: false,
     debug: false,
