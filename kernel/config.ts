@@ -112,6 +112,8 @@ const schema = z.object({
     .optional()
     .transform((v) => path.resolve(v || '.data')),
   DB_POOL_SIZE: int('DB_POOL_SIZE', 1, 500, 10),
+  DB_CONNECT_TIMEOUT_MS: int('DB_CONNECT_TIMEOUT_MS', 100, 600_000, 5000),
+  SHUTDOWN_DRAIN_MS: int('SHUTDOWN_DRAIN_MS', 0, 300_000, 0),
   MIGRATION_CONCURRENCY: int('MIGRATION_CONCURRENCY', 1, 64, 4),
   EMBEDDED_PG_PORT: int('EMBEDDED_PG_PORT', 1024, 65535, 54329),
   TENANT_CACHE_MS: int('TENANT_CACHE_MS', 0, 60000, 2000),
@@ -326,6 +328,18 @@ export const SETTINGS: ReadonlyArray<{ name: keyof Config; fallback: string; mea
       'where the embedded PostgreSQL (`pg/`, `embedded-postgres.json`), the generated session secret and the generated audit signing key live',
   },
   { name: 'DB_POOL_SIZE', fallback: '10', meaning: "connections in each process's pool (1 to 500)" },
+  {
+    name: 'DB_CONNECT_TIMEOUT_MS',
+    fallback: '5000',
+    meaning:
+      'how long a request waits for a pooled database connection (a free one, or a new one to open) before it gets 503 `database_unavailable` with `Retry-After` (100 to 600000)',
+  },
+  {
+    name: 'SHUTDOWN_DRAIN_MS',
+    fallback: '0',
+    meaning:
+      'on SIGTERM, how long the server keeps listening while `/readyz` answers 503 `draining` and new requests get 503 `shutting_down`, so a load balancer stops sending work before the port closes; requests in flight then get up to 10 s to finish',
+  },
   {
     name: 'MIGRATION_CONCURRENCY',
     fallback: '4',

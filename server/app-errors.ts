@@ -156,3 +156,79 @@ export class QuotaExceededError extends AppError {
     this.neededBytes = usage.neededBytes;
   }
 }
+
+/**
+ * The database cannot be reached or gave no connection in time (DB_CONNECT_TIMEOUT_MS):
+ * stopped, restarting, or every pooled connection busy. Clients retry after
+ * `retryAfterSeconds`; a write whose answer was this may or may not have been saved.
+ */
+export class DatabaseUnavailableError extends AppError {
+  override name = 'DatabaseUnavailableError';
+  readonly retryAfterSeconds: number;
+  constructor(cause?: unknown, retryAfterSeconds = 5) {
+    super('The database cannot be reached just now. Please try again in a few seconds.', { cause });
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** The server is stopping (SIGTERM): requests that arrive now are refused; another instance can take them. */
+export class ShuttingDownError extends AppError {
+  override name = 'ShuttingDownError';
+  readonly retryAfterSeconds = 1;
+  constructor() {
+    super('This server is restarting. Please try again in a moment.');
+  }
+}
+
+// How node-postgres and PostgreSQL say "no connection": socket errors, SQLSTATE
+// class 08 (connection exception), 57P01-57P03 (shutdown, crash, not accepting
+// connections yet), 53300 (too many connections), and pg's own error texts
+// (a connection lost, a pool wait that timed out), which carry no code.
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+]);
+const REDIS_ERRORS =
+  /^(ClientOfflineError|ClientClosedError|SocketClosedUnexpectedlyError|ConnectionTimeoutError|ReconnectStrategyError)$/;
+const UNREACHABLE_TEXT =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable|Connection ended)/;
+
+/**
+ * The DatabaseUnavailableError an error means, if it is one: looks through
+ * `cause` chains and AggregateErrors (a refused "localhost" is one per address),
+ * since MikroORM and our own typed errors wrap the driver's.
+ */
+export function databaseUnavailable(err: unknown): DatabaseUnavailableError | undefined {
+  if (err instanceof DatabaseUnavailableError) return err;
+  const seen = new Set<unknown>();
+  const queue: unknown[] = [err];
+  while (queue.length > 0) {
+    const e = queue.shift();
+    if (typeof e !== 'object' || e === null || seen.has(e)) continue;
+    seen.add(e);
+    const { code, message, cause, errors } = e as {
+      code?: unknown;
+      message?: unknown;
+      cause?: unknown;
+      errors?: unknown;
+    };
+    // node-redis' own errors (the session store): Redis is down, not the database.
+    if (REDIS_ERRORS.test((e as Error).name ?? '')) return undefined;
+    if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code)))
+      return new DatabaseUnavailableError(err);
+    if (typeof message === 'string' && UNREACHABLE_TEXT.test(message))
+      return new DatabaseUnavailableError(err);
+    queue.push(cause);
+    if (Array.isArray(errors)) queue.push(...errors);
+  }
+  return undefined;
+}

@@ -55,13 +55,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   };
   try {
     const url = await databaseUrl(config, log, cleanups);
-    const { orm, pool } = await connect(url, config.DB_POOL_SIZE);
+    const { orm, pool } = await connect(url, config.DB_POOL_SIZE, config.DB_CONNECT_TIMEOUT_MS);
     cleanups.push(() => orm.close());
     cleanups.push(() => pool.end());
     // What needs a session of its own (pg-boss, job and backup locks, COPY streams) goes to
     // DIRECT_DATABASE_URL when DATABASE_URL is a transaction pooler (docs/SCALING.md).
     const directUrl = (config.DATABASE_URL && config.DIRECT_DATABASE_URL) || url;
-    const direct = directUrl === url ? pool : await connectDirect(directUrl, config.DB_POOL_SIZE);
+    const direct =
+      directUrl === url
+        ? pool
+        : await connectDirect(directUrl, config.DB_POOL_SIZE, config.DB_CONNECT_TIMEOUT_MS);
     if (direct !== pool) cleanups.push(() => direct.end());
     await migrate(direct);
     const signer = await auditSigner(config, pool);
@@ -92,7 +95,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       .sweep()
       .catch((err: unknown) => log.warn('could not sweep leftover backup files', { error: err }));
     await warnTenantsBehind(pool, web.deps.migrations, log);
+    const drain = { draining: false };
     const app = createApp({
+      drain,
       log,
       checks: { database: databaseCheck(pool), ...web.checks },
       trustProxy: config.TRUST_PROXY,
@@ -117,7 +122,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     log.info('listening', { url: address });
     await announceSetup(pool, config.PUBLIC_URL ?? address, log);
     let stopping: Promise<void> | undefined;
-    return { url: address, stop: () => (stopping ??= stopAll()) };
+    // Draining first: /readyz says 503 and late requests are refused while those in flight finish.
+    const stop = async () => {
+      drain.draining = true;
+      log.info('draining: refusing new requests, finishing those in flight', {
+        drainMs: config.SHUTDOWN_DRAIN_MS,
+      });
+      // Still listening, answering "not ready", until the load balancer has seen it.
+      if (config.SHUTDOWN_DRAIN_MS > 0) await new Promise((r) => setTimeout(r, config.SHUTDOWN_DRAIN_MS));
+      return stopAll();
+    };
+    return { url: address, stop: () => (stopping ??= stop()) };
   } catch (err) {
     await stopAll();
     throw err;
@@ -214,10 +229,14 @@ export function describeDatabase(url: string): string {
 // Two pools: MikroORM's serves units of work (its type parsers hand back
 // strings for timestamps); the control pool serves the tenancy service and
 // accounts with node-postgres' own types (Dates).
-async function connect(url: string, poolSize: number): Promise<{ orm: Orm; pool: Pool }> {
+async function connect(
+  url: string,
+  poolSize: number,
+  connectTimeoutMs: number,
+): Promise<{ orm: Orm; pool: Pool }> {
   try {
-    const { orm } = await createOrm(url, poolSize);
-    const pool = createPool(url, Math.max(2, Math.ceil(poolSize / 2)), 'enclave-control');
+    const { orm } = await createOrm(url, poolSize, connectTimeoutMs);
+    const pool = createPool(url, Math.max(2, Math.ceil(poolSize / 2)), 'enclave-control', connectTimeoutMs);
     try {
       await pool.query('SELECT 1');
     } catch (err) {
@@ -233,8 +252,8 @@ async function connect(url: string, poolSize: number): Promise<{ orm: Orm; pool:
   }
 }
 
-async function connectDirect(url: string, poolSize: number): Promise<Pool> {
-  const pool = createPool(url, Math.max(2, Math.ceil(poolSize / 2)), 'enclave-direct');
+async function connectDirect(url: string, poolSize: number, connectTimeoutMs: number): Promise<Pool> {
+  const pool = createPool(url, Math.max(2, Math.ceil(poolSize / 2)), 'enclave-direct', connectTimeoutMs);
   try {
     await pool.query('SELECT 1');
     return pool;

@@ -3,7 +3,8 @@
 // 404 carries them), then routes, then the one 404 and the one error handler.
 import express, { type Express, type RequestHandler, type Router } from 'express';
 import type { Logger } from '../../kernel/logger.ts';
-import { DEFAULT_CHECK_TIMEOUT_MS, healthRouter, type ReadinessCheck } from './health.ts';
+import { ShuttingDownError } from '../app-errors.ts';
+import { DEFAULT_CHECK_TIMEOUT_MS, type Draining, healthRouter, type ReadinessCheck } from './health.ts';
 import { errorHandler, notFound } from './http-errors.ts';
 import { requestId } from './request-id.ts';
 import { requestLog } from './request-log.ts';
@@ -21,6 +22,8 @@ export interface AppDeps {
   middleware?: RequestHandler[];
   /** Routers mounted after the built-in routes and before the 404 and error handlers. */
   routers?: Router[];
+  /** Set when the server stops: /readyz says 503 and requests that arrive after it are refused. */
+  drain?: Draining;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -31,7 +34,15 @@ export function createApp(deps: AppDeps): Express {
   app.use(noStore());
   app.use(requestId());
   app.use(requestLog(deps.log));
-  app.use(healthRouter(deps.checks, deps.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS, deps.log));
+  const drain = deps.drain ?? { draining: false };
+  app.use(healthRouter(deps.checks, deps.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS, deps.log, drain));
+  // Requests in flight when the server began to stop are past this gate and finish; a request
+  // that arrives later (on a kept-alive connection) is refused, and its connection closed.
+  app.use((_req, res, next) => {
+    if (!drain.draining) return next();
+    res.set('Connection', 'close');
+    next(new ShuttingDownError());
+  });
   // Small, strict bodies: JSON objects/arrays only, flat forms (no a[b]=c nesting).
   app.use(express.json({ limit: '100kb', strict: true }));
   // The note editor posts up to 100,000 characters, which form encoding can make

@@ -81,13 +81,32 @@ export function readiness(checks: Record<string, ReadinessCheck>, timeoutMs: num
   };
 }
 
-export function healthRouter(checks: Record<string, ReadinessCheck>, timeoutMs: number, log: Logger): Router {
+/** Whether the server is stopping: set by stop(), read by /readyz and the request gate (server/http/app.ts). */
+export interface Draining {
+  draining: boolean;
+}
+
+export function healthRouter(
+  checks: Record<string, ReadinessCheck>,
+  timeoutMs: number,
+  log: Logger,
+  drain: Draining = { draining: false },
+): Router {
   const ready = readiness(checks, timeoutMs, log);
   const router = Router();
   router.get('/healthz', (_req: Request, res: Response) => {
     res.set('Cache-Control', 'no-store').json({ status: 'ok' });
   });
   router.get('/readyz', async (_req: Request, res: Response) => {
+    // A stopping server is not ready whatever its dependencies say: the load balancer should stop sending work.
+    if (drain.draining) {
+      res
+        .status(503)
+        .set('Cache-Control', 'no-store')
+        .set('Connection', 'close')
+        .json({ status: 'draining', checks: {} });
+      return;
+    }
     const { ready: ok, checks: results } = await ready();
     res
       .status(ok ? 200 : 503)

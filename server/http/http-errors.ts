@@ -19,6 +19,7 @@ import {
   AuthenticationError,
   ConflictError,
   CsrfError,
+  databaseUnavailable,
   ForbiddenError,
   LoginRequiredError,
   MfaEnrolmentRequiredError,
@@ -30,6 +31,7 @@ import {
   ReauthRequiredError,
   ServerBusyError,
   SessionsUnavailableError,
+  ShuttingDownError,
   ValidationError,
   VersionConflictError,
 } from '../app-errors.ts';
@@ -98,8 +100,21 @@ export function problemFor(err: unknown): HttpProblem {
         'This took too long and was stopped; nothing was changed. Try again in a moment, or ask for less (for example a narrower search).',
     };
   }
-  const app = appProblem(err) ?? backupProblem(err);
+  // Loading the signed-in person (passport) reads PostgreSQL: a session error caused by the
+  // database is the database's, and says so.
+  const sessionDb = err instanceof SessionsUnavailableError ? databaseUnavailable(err.cause) : undefined;
+  const app = sessionDb ? undefined : (appProblem(err) ?? backupProblem(err));
   if (app) return app;
+  // Untyped driver errors that mean "no database just now": a 503 to retry, not a 500.
+  const unavailable = databaseUnavailable(err);
+  if (unavailable) {
+    return {
+      status: 503,
+      code: 'database_unavailable',
+      message: unavailable.message,
+      details: { retryAfterSeconds: unavailable.retryAfterSeconds },
+    };
+  }
   const client = clientError(err);
   if (client) return client;
   return { status: 500, code: 'internal_error', message: 'Something went wrong on our side.' };
@@ -156,7 +171,20 @@ function appProblem(err: unknown): HttpProblem | undefined {
     };
   }
   if (err instanceof SessionsUnavailableError) {
-    return { status: 503, code: 'sessions_unavailable', message: err.message };
+    return {
+      status: 503,
+      code: 'sessions_unavailable',
+      message: err.message,
+      details: { retryAfterSeconds: 10 },
+    };
+  }
+  if (err instanceof ShuttingDownError) {
+    return {
+      status: 503,
+      code: 'shutting_down',
+      message: err.message,
+      details: { retryAfterSeconds: err.retryAfterSeconds },
+    };
   }
   return undefined;
 }
@@ -257,7 +285,7 @@ export function notFound(): RequestHandler {
   };
 }
 
-const OVERLOAD = new Set(['query_timeout', 'server_busy']);
+const OVERLOAD = new Set(['query_timeout', 'server_busy', 'database_unavailable', 'shutting_down']);
 
 // The code each response was answered with by errorHandler (the threat watch reads it when the response is sent).
 const answeredWith = new WeakMap<Response, string>();
@@ -287,6 +315,10 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       if (!res.writableEnded) res.destroy();
       return;
     }
+    // The session store just failed: express-session would ask it again, on the way out, to
+    // drop or save this session, fail again and hand that error to Express's final handler,
+    // which cuts the connection (and the client's next request on it). No session here.
+    if (err instanceof SessionsUnavailableError) (req as { sessionID?: string }).sessionID = undefined;
     // Every "try again later" problem carries its wait; the header says the same.
     const retryAfter = (problem.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
     if (typeof retryAfter === 'number') res.setHeader('Retry-After', String(retryAfter));
