@@ -190,7 +190,10 @@ export async function openSessions(o: SessionsOptions): Promise<SoakSession[]> {
         tenantId: user.tenantId,
         ...(localAddress ? { localAddress } : {}),
         // Two requests in flight per session at most by default; a browser keeps a few connections too.
-        agent: new http.Agent({ keepAlive: true, maxSockets: 4 }),
+        // Idle sockets are closed after 4 s, below the server's keep-alive timeout (Node's 5 s):
+        // a socket idle for longer may be closed by the server just as a request goes out on it,
+        // an ECONNRESET of the client's making that browsers and undici avoid the same way.
+        agent: new http.Agent({ keepAlive: true, maxSockets: 4, timeout: 4000 }),
       };
     }
   };
