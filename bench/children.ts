@@ -3,6 +3,7 @@
 // process of its own, so no two of them share an event loop. A child says
 // `ready` (with its URL) over IPC, then answers requests by id.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../kernel/config.ts';
@@ -119,4 +120,28 @@ export async function serveEnclave(): Promise<void> {
   process.once('SIGINT', stop);
   process.once('disconnect', stop);
   process.send?.({ type: 'ready', url: server.url } satisfies Ready);
+}
+
+/**
+ * The environment of a `--child enclave` server at production defaults: only the
+ * database, Redis, a data directory, a fresh session secret and the log level set.
+ */
+export function productionServerEnv(options: {
+  logLevel: string;
+  databaseUrl: string;
+  redisUrl: string;
+  dataDir: string;
+  poolSize?: number | string | undefined;
+}): Record<string, string | undefined> {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    NODE_ENV: 'production',
+    LOG_LEVEL: options.logLevel,
+    DATABASE_URL: options.databaseUrl,
+    REDIS_URL: options.redisUrl,
+    DATA_DIR: options.dataDir,
+    SESSION_SECRET: randomBytes(32).toString('hex'),
+    ...(options.poolSize ? { DB_POOL_SIZE: String(options.poolSize) } : {}),
+  };
 }

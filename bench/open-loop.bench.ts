@@ -39,7 +39,7 @@ import { fileURLToPath } from 'node:url';
 import { ident } from '../kernel/identifiers.ts';
 import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
 import { api, signOut } from './api-client.ts';
-import { Child } from './children.ts';
+import { Child, productionServerEnv } from './children.ts';
 import { cpuBetween, snapshot } from './cpu.ts';
 import {
   type ClientReply,
@@ -339,17 +339,17 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
   let people: Person[] = [];
   let serverUrl = '';
   try {
-    const server = new Child('enclave', [THIS_FILE, '--child', 'enclave'], {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      NODE_ENV: 'production',
-      LOG_LEVEL: opts.logLevel,
-      DATABASE_URL: scratch.url,
-      REDIS_URL: opts.redisUrl,
-      DATA_DIR: dataDir,
-      SESSION_SECRET: randomBytes(32).toString('hex'),
-      ...(opts.poolSize ? { DB_POOL_SIZE: String(opts.poolSize) } : {}),
-    });
+    const server = new Child(
+      'enclave',
+      [THIS_FILE, '--child', 'enclave'],
+      productionServerEnv({
+        logLevel: opts.logLevel,
+        databaseUrl: scratch.url,
+        redisUrl: opts.redisUrl,
+        dataDir,
+        poolSize: opts.poolSize,
+      }),
+    );
     children.push(server);
     await server.ready();
     serverUrl = server.url;

@@ -19,14 +19,13 @@
 // other unexpected answer came (429s only with --fail-on-429); 1 otherwise, or
 // when the run could not be set up. Ctrl-C once ends the load early (the check
 // still runs); twice stops the check too.
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
-import { Child, serveEnclave } from './children.ts';
+import { Child, productionServerEnv, serveEnclave } from './children.ts';
 import { saveResults } from './results.ts';
 import { benchUrls, cleanUp, optionReader } from './run.ts';
 import { closeSessions, openSessions, type SoakSession } from './soak-client.ts';
@@ -108,17 +107,17 @@ async function main(
     if (opts.start) {
       scratch = await createBenchDatabase(opts.adminUrl, { poolSize: 2, migrate: true, log });
       dataDir = mkdtempSync(path.join(os.tmpdir(), 'enclave-soak-'));
-      const server = new Child('enclave', [THIS_FILE, '--child', 'enclave'], {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        NODE_ENV: 'production',
-        LOG_LEVEL: opts.logLevel,
-        DATABASE_URL: scratch.url,
-        REDIS_URL: opts.redisUrl,
-        DATA_DIR: dataDir,
-        SESSION_SECRET: randomBytes(32).toString('hex'),
-        ...(opts.poolSize ? { DB_POOL_SIZE: String(opts.poolSize) } : {}),
-      });
+      const server = new Child(
+        'enclave',
+        [THIS_FILE, '--child', 'enclave'],
+        productionServerEnv({
+          logLevel: opts.logLevel,
+          databaseUrl: scratch.url,
+          redisUrl: opts.redisUrl,
+          dataDir,
+          poolSize: opts.poolSize,
+        }),
+      );
       children.push(server);
       await server.ready();
       base = server.url;
