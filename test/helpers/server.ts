@@ -98,6 +98,7 @@ export async function startTestServer(
   const config = { ...loaded, PORT: 0 }; // any free port (PORT itself must be 1 to 65535)
   const abuse = relaxedAbuseLimits(options.abuse);
   const server = await startServer(config, { log: logs.log, shutdownGraceMs: 500, abuse });
+  if (redisUrl) await untilReady(server.url);
   return {
     url: server.url,
     db,
@@ -237,4 +238,21 @@ export async function signInPrivileged(t: TestServer, role: 'admin' | 'auditor')
   const email = uniqueEmail(role);
   await createPrivilegedUser(t.db.pool, { email, password: GOOD_PASSWORD, displayName: role, role });
   return signIn(t.url, email, GOOD_PASSWORD);
+}
+
+/**
+ * Redis connects in the background (server/sessions/store.ts): on a busy machine the first
+ * request could come before it and get a 503. Waits up to 10 s for /readyz, then goes on
+ * (a test that starts with Redis down on purpose sees that itself).
+ */
+async function untilReady(url: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`${url}/readyz`).then(
+      (res) => res.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
