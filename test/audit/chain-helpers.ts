@@ -65,6 +65,23 @@ export async function sealAll(pool: Pool, signer: Signer, timeoutMs = 20_000): P
   }
 }
 
+/**
+ * Waits until every row in the inbox is sealable: its transaction is older
+ * than every transaction still open anywhere in the cluster (other test files
+ * hold transactions on the same PostgreSQL), so a seal sees the whole inbox.
+ */
+export async function waitUntilSealable(pool: Pool, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM control.audit_inbox WHERE txid >= pg_snapshot_xmin(pg_current_snapshot())',
+    );
+    if (rows[0]?.n === 0) return;
+    if (Date.now() > deadline) throw new Error(`the inbox did not become sealable within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export interface LogRow {
   chain: string;
   seq: number;
