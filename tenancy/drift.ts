@@ -2,7 +2,10 @@
 // says it should? The expected shape of version V is not hand-written: it is
 // built by applying migrations 1..V to a scratch schema inside a transaction
 // that is always rolled back, so the migrations stay the only source of truth.
+// A built shape is kept for the life of the process (keyed by a hash of the
+// migration texts), so later checks read only the tenants' own catalog rows.
 // Every schema (tenants and scratch) is read with one catalog query per kind.
+import { createHash } from 'node:crypto';
 import { type Client, type Pool, type Statement, transaction } from '../kernel/db.ts';
 import { checkTenantName, newTenantId, tenantNames } from '../kernel/identifiers.ts';
 import { latestVersion, renderMigration, type TenantMigration } from './templates.ts';
@@ -204,6 +207,22 @@ async function buildScratch(
 }
 
 /**
+ * Expected shapes already built, per server (pool) and per version with the
+ * exact migration texts that make it (hashed into the key). A shape is
+ * a pure function of those, so it is built once per process instead of once
+ * per check: a backup's drift check then costs only the catalog reads of its
+ * own tenant, and leaves no dead catalog rows behind. Bounded by the number
+ * of migration versions.
+ */
+const expectedShapes = new WeakMap<Pool, Map<string, ShapeObject[]>>();
+
+const shapeKey = (migrations: readonly TenantMigration[], version: number): string => {
+  const hash = createHash('sha256');
+  for (const m of migrations) if (m.version <= version) hash.update(`${m.version}\0${m.template}\0`);
+  return hash.digest('base64');
+};
+
+/**
  * Compares every live tenant (active, suspended, archived), or only those in
  * `tenantIds`, with the shape its schema_version should have. One entry per
  * checked tenant, ordered by id; `differences` is empty when it matches.
@@ -231,14 +250,19 @@ export async function detectDrift(
           `tenant ${ahead.id} is at schema version ${ahead.schema_version} but migrations only go to ${latest}: cannot know its expected shape`,
         );
       }
+      const known = expectedShapes.get(pool) ?? new Map<string, ShapeObject[]>();
+      expectedShapes.set(pool, known);
       const scratch = new Map<number, string>();
       for (const version of new Set(tenants.map((t) => t.schema_version))) {
-        scratch.set(version, await buildScratch(client, migrations, version));
+        if (!known.has(shapeKey(migrations, version)))
+          scratch.set(version, await buildScratch(client, migrations, version));
       }
       const shapes = await introspect(client, [...tenants.map((t) => t.schema_name), ...scratch.values()]);
+      for (const [version, schema] of scratch)
+        known.set(shapeKey(migrations, version), shapes.get(schema) ?? []);
       return tenants.map((t) => {
         const actual = shapes.get(t.schema_name);
-        const expected = shapes.get(scratch.get(t.schema_version) as string) ?? [];
+        const expected = known.get(shapeKey(migrations, t.schema_version)) ?? [];
         const differences: DriftDifference[] = actual
           ? compareShapes(expected, actual)
           : [{ kind: 'schema', object: t.schema_name, problem: 'missing' }];

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
 import { ident } from '../../kernel/identifiers.ts';
 import {
   compareShapes,
@@ -241,6 +242,34 @@ describe('detectDrift', () => {
 
   test('the scratch schemas and roles never survive a drift run', async () => {
     await detectDrift(db.pool, migrations);
+    assert.deepEqual(await scratchLeftovers(), []);
+  });
+
+  test('an expected shape is built once per pool and migration texts: later checks create no scratch schema', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    const created: string[] = [];
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as { query: unknown }).query = (...args: unknown[]) => {
+        const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string })?.text;
+        if (text?.startsWith('CREATE SCHEMA')) created.push(text);
+        return query(...args);
+      };
+    });
+    try {
+      const ids = { tenantIds: [clean[0]?.id as string] };
+      assert.deepEqual(drifted(await detectDrift(pool, migrations, ids)), []);
+      assert.equal(created.length, 1, 'the first check builds the expected shape');
+      assert.deepEqual(drifted(await detectDrift(pool, migrations, ids)), []);
+      assert.equal(created.length, 1, 'the second check reuses it');
+      const edited = migrations.map((m) =>
+        m.version === 2 ? { ...m, template: `${m.template}\n-- edited` } : m,
+      );
+      await detectDrift(pool, edited, ids);
+      assert.equal(created.length, 2, 'a changed migration text is built again, never served from the cache');
+    } finally {
+      await pool.end();
+    }
     assert.deepEqual(await scratchLeftovers(), []);
   });
 
