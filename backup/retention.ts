@@ -13,6 +13,7 @@ import type { AuditBy } from '../kernel/audit-inbox.ts';
 import { record } from '../kernel/audit-inbox.ts';
 import { type Pool, run, type Statement, transaction } from '../kernel/db.ts';
 import { dropExpiredAsides, failStaleBackups } from './catalog.ts';
+import { selectDueAsides } from './catalog-sql.ts';
 import type { BackupStorage } from './storage.ts';
 
 export interface PruneOptions {
@@ -86,12 +87,6 @@ const deleteBackup = (id: string): Statement => ({
                          AND (n.started_at, n.id) > (b.started_at, b.id))
          RETURNING b.location, b.sha256`,
   values: [id],
-});
-
-const selectDueAsides = (now: Date): Statement => ({
-  text: `SELECT schema_name FROM control.restore_asides
-         WHERE dropped_at IS NULL AND drop_after <= $1 ORDER BY drop_after`,
-  values: [now],
 });
 
 const DAY_MS = 24 * 3600 * 1000;

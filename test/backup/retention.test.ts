@@ -219,4 +219,26 @@ describe('backup retention', () => {
     assert.ok(done.sweptTempFiles >= 1);
     assert.equal(existsSync(leftover), false);
   });
+  test("a held tenant's set-aside schema is neither dropped nor listed by a dry run as one it would drop", async () => {
+    const [t, made] = await tenantWith('Held aside', 1);
+    const result = await restoreTenant(
+      { ...f.ctx, keepPreviousHours: 1 },
+      () => storage.open(made[0]?.location as string),
+      { tenantId: t.id },
+      { by: ADMIN },
+    );
+    const aside = result.asideSchema as string;
+    await db.pool.query('UPDATE control.tenants SET legal_hold = true WHERE id = $1', [t.id]);
+    const later = new Date(Date.now() + 2 * 3600 * 1000);
+    const options = { keepCount: 10, keepDays: 365, now: later };
+    const dry = await pruneBackups(db.pool, storage, { ...options, dryRun: true });
+    assert.equal(dry.droppedAsides.includes(aside), false, 'the dry run says what the real run does');
+    const done = await pruneBackups(db.pool, storage, options);
+    assert.equal(done.droppedAsides.includes(aside), false);
+    const { rowCount } = await db.pool.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [aside]);
+    assert.equal(rowCount, 1, 'kept while the hold lasts');
+    await db.pool.query('UPDATE control.tenants SET legal_hold = false WHERE id = $1', [t.id]);
+    const lifted = await pruneBackups(db.pool, storage, options);
+    assert.ok(lifted.droppedAsides.includes(aside), 'dropped once the hold is lifted');
+  });
 });
