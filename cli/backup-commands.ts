@@ -6,6 +6,7 @@
 // Exit codes: 0 ok, 1 failed or refused (one line `enclave: ...`), 2 bad usage
 // (nothing was changed), 78 bad configuration.
 import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
@@ -197,7 +198,7 @@ export async function createCommand(
   const { connect } = await import('./connect.ts');
   const { run } = await import('../kernel/db.ts');
   const tsql = await import('../tenancy/tenant-sql.ts');
-  const { backupTenant } = await import('../backup/backup.ts');
+  const { backupTenant, driftOfTenants } = await import('../backup/backup.ts');
   const { cliBy } = await import('./audit-by.ts');
   const ctx = await connect(2 * n + 1);
   const progress = bar(opts, 'Backing up {bar} {value}/{total} tenants | {failed} failed | {rows} rows');
@@ -217,6 +218,7 @@ export async function createCommand(
       targets = ids;
     }
     const backups = await backupsOf(ctx, opts.out);
+    const drifts = await driftInBatches(ctx, targets, driftOfTenants, opts);
     const by = cliBy();
     const done: BackupRecord[] = [];
     const failed: Array<{ tenant: string; error: string }> = [];
@@ -229,6 +231,7 @@ export async function createCommand(
           const record = await backupTenant(backups.backupContext(), id, {
             by,
             kind: 'manual',
+            ...(drifts.has(id) ? { drift: drifts.get(id) } : {}),
             onProgress: (p) => progress?.update({ rows: rows + p.rows }),
           });
           rows += record.rows ?? 0;
@@ -259,6 +262,33 @@ export async function createCommand(
     progress?.stop();
     await ctx.close();
   }
+}
+
+/** Tenants whose drift is checked in one pass (one catalog read for the batch, not one per tenant). */
+const DRIFT_BATCH = 500;
+
+/**
+ * The drift findings of several tenants, checked DRIFT_BATCH at a time before
+ * their backups start (as the scheduled backup does). One tenant is left to
+ * its backup, which checks it in its own snapshot.
+ */
+async function driftInBatches(
+  ctx: CliContext,
+  targets: readonly string[],
+  driftOfTenants: typeof import('../backup/backup.ts').driftOfTenants,
+  opts: { json?: boolean },
+): Promise<Map<string, ArchiveManifest['drift']>> {
+  const out = new Map<string, ArchiveManifest['drift']>();
+  if (targets.length < 2) return out;
+  const progress = bar(opts, 'Checking drift {bar} {value}/{total} tenants');
+  progress?.start(targets.length, 0);
+  for (let i = 0; i < targets.length; i += DRIFT_BATCH) {
+    const batch = targets.slice(i, i + DRIFT_BATCH);
+    for (const [id, drift] of await driftOfTenants(ctx.pool, ctx.migrations, batch)) out.set(id, drift);
+    progress?.increment(batch.length);
+  }
+  progress?.stop();
+  return out;
 }
 
 // --- list --------------------------------------------------------------------
@@ -430,6 +460,17 @@ export async function verifyCommand(
     rctx.keys = keys;
     if (identities) rctx.identities = identities;
     const { verifyArchiveByRestore } = await import('../backup/restore.ts');
+    const { record } = await import('../kernel/audit-inbox.ts');
+    const { cliBy } = await import('./audit-by.ts');
+    // Like the admin API's verify: loading a tenant's data is written to its chain.
+    const audited = (tenantId: string, ok: boolean, details: Record<string, unknown>) =>
+      record(ctx.pool, cliBy(), {
+        tenantId,
+        action: 'tenant.backup.verify',
+        resource: { type: 'tenant', id: tenantId },
+        outcome: ok ? 'success' : 'failure',
+        details: { file: path.basename(file), restore: true, ...details },
+      });
     if (process.stderr.isTTY && !opts.json)
       notice('Loading the archive into a scratch schema and reading every table back...');
     let result: Awaited<ReturnType<typeof verifyArchiveByRestore>>;
@@ -439,6 +480,9 @@ export async function verifyCommand(
       return await refused(err);
     }
     const ok = result.tables.every((t) => t.ok);
+    await audited(result.manifest.tenant.id, ok, {
+      mismatched: result.tables.filter((t) => !t.ok).map((t) => t.name),
+    });
     if (opts.json) printJson({ ok, file, ...summary(result.manifest), restored: result.tables });
     else {
       printTable(

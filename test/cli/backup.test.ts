@@ -138,6 +138,21 @@ describe('enclave backup', () => {
     assert.deepEqual(made.map((m) => m.tenant).sort(), [a.id, b.id].sort());
     for (const m of made) assert.equal(path.dirname(m.location), out);
     assert.equal(readdirSync(out).filter((f) => f.endsWith('.enclave-backup')).length, 2);
+    // Drift is checked for the batch beforehand, and still recorded per backup.
+    const drift = made.map((m) => (m as { drift?: unknown }).drift);
+    assert.deepEqual(drift, [0, 0]);
+  });
+
+  test('create of several tenants records a hand-made change of one as drift, in that backup only', async () => {
+    await db.pool.query(`CREATE INDEX drifted_by_hand ON ${ident(b.schema_name)}.notes (title)`);
+    try {
+      const r = enclave(['backup', 'create', a.id, b.id, '--out', file('drifted'), '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const made = JSON.parse(r.stdout).backups as Array<{ tenant: string; drift: number | null }>;
+      assert.deepEqual(Object.fromEntries(made.map((m) => [m.tenant, m.drift])), { [a.id]: 0, [b.id]: 1 });
+    } finally {
+      await db.pool.query(`DROP INDEX ${ident(b.schema_name)}.drifted_by_hand`);
+    }
   });
 
   test('verify --key needs no database (and loads no database driver); a flipped byte is refused with one line', () => {
@@ -219,6 +234,15 @@ describe('enclave backup', () => {
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /^TABLE\s+ROWS\s+EXPECTED\s+OK/);
     assert.match(human.stdout, /\nOK: tenant .*every table reloads/);
+    const { rows } = await db.pool.query(
+      `SELECT outcome, details FROM control.audit_inbox WHERE tenant_id = $1 AND action = 'tenant.backup.verify'`,
+      [a.id],
+    );
+    assert.ok(rows.length >= 2, 'each load into the database is on the tenant chain');
+    for (const r of rows) {
+      assert.equal(r.outcome, 'success');
+      assert.equal(r.details.restore, true);
+    }
   });
 
   test('restore --yes in place brings every row back (after a safety backup); another tenant’s archive is refused', async () => {
