@@ -21,7 +21,6 @@ import { createHash, type KeyObject, verify } from 'node:crypto';
 import { Readable, Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createZstdDecompress } from 'node:zlib';
-import { Decrypter } from 'age-encryption';
 import { canonicalBytes } from '../audit/verifier/canonical.ts';
 import { pinnedKeyId, readPinnedKeys } from '../audit/verifier/keys.ts';
 import {
@@ -196,6 +195,8 @@ async function openArchive(open: ArchiveSource, options: OpenOptions): Promise<O
         'encrypted-no-identity',
         'the archive is encrypted (age): restoring or checking it needs the identity it was encrypted to (BACKUP_AGE_IDENTITY_FILE)',
       );
+    // Loaded only for an encrypted archive (see archive-writer.ts).
+    const { Decrypter } = await import('age-encryption');
     const decrypter = new Decrypter();
     for (const identity of identities) {
       try {

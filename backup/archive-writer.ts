@@ -12,13 +12,14 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Duplex, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadable } from 'node:stream/web';
 import { createZstdCompress, constants as zlib } from 'node:zlib';
-import { Encrypter } from 'age-encryption';
+import type { Encrypter } from 'age-encryption';
 import { canonicalBytes } from '../audit/verifier/canonical.ts';
 import { writeTar } from '../kernel/archive.ts';
 import {
@@ -265,11 +266,18 @@ async function ageEncryptor(recipients: readonly string[]): Promise<Duplex> {
 
 /** Checks age recipients without writing anything (a configuration check at start-up). */
 export function checkRecipients(recipients: readonly string[]): void {
-  encrypterFor(recipients);
+  if (recipients.length > 0) encrypterFor(recipients);
 }
 
+// age (and the post-quantum code it carries, ~0.1 s to load) is loaded only
+// when something is encrypted: most CLI runs and servers never need it.
+// require() of this ES module is synchronous, so the configuration check at
+// start-up stays synchronous.
+const loadAge = (): typeof import('age-encryption') =>
+  createRequire(import.meta.url)('age-encryption') as typeof import('age-encryption');
+
 function encrypterFor(recipients: readonly string[]): Encrypter {
-  const encrypter = new Encrypter();
+  const encrypter = new (loadAge().Encrypter)();
   for (const r of recipients) {
     try {
       encrypter.addRecipient(r);

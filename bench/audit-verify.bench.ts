@@ -263,7 +263,7 @@ function runChild(mode: string, file: string, keyFile: string) {
 
 function runCli(file: string, keyFile: string) {
   const started = performance.now();
-  const r = spawnSync(process.execPath, ['bin/enclave.ts', 'audit', 'verify', file, '--key', keyFile], {
+  const r = spawnSync(process.execPath, ['bin/enclave.js', 'audit', 'verify', file, '--key', keyFile], {
     encoding: 'utf8',
     cwd: fileURLToPath(new URL('..', import.meta.url)),
   });

@@ -403,7 +403,7 @@ async function measureTenant(
     enclaveCli: async (r) => {
       const out = spawnTimed(
         process.execPath,
-        ['bin/enclave.ts', 'backup', 'create', tenant.id, '--out', cliOut, '--json'],
+        ['bin/enclave.js', 'backup', 'create', tenant.id, '--out', cliOut, '--json'],
         env.cliEnv,
       );
       const made = (JSON.parse(out.stdout) as { backups: { bytes: number }[] }).backups[0];
@@ -528,7 +528,7 @@ async function measureFleet(env: Env, tenants: number): Promise<FleetRun> {
   log(`backup create --all (${tenants} tenants, the CLI's default concurrency)`);
   const all = spawnTimed(
     process.execPath,
-    ['bin/enclave.ts', 'backup', 'create', '--all', '--out', out, '--json'],
+    ['bin/enclave.js', 'backup', 'create', '--all', '--out', out, '--json'],
     env.cliEnv,
   );
   const answer = JSON.parse(all.stdout) as { backups: unknown[]; failed: unknown[] };

@@ -22,7 +22,7 @@ const { values } = parseArgs({
   options: { runs: { type: 'string', default: process.env.BENCH_RUNS ?? '20' } },
 });
 const runs = Number(values.runs);
-const bin = fileURLToPath(new URL('../bin/enclave.ts', import.meta.url));
+const bin = fileURLToPath(new URL('../bin/enclave.js', import.meta.url));
 
 const tenantsModule = new URL('../cli/tenants.ts', import.meta.url).href;
 /** Node's arguments for each case. */

@@ -173,11 +173,11 @@ describe('enclave backup', () => {
     assert.equal(JSON.parse(asJson.stdout).ok, true);
     assert.equal(JSON.parse(asJson.stdout).tenant.id, a.id);
 
-    // The modules it loads: no pg, no MikroORM, no argon2, no kernel/db.ts.
+    // The modules it loads: no pg, no MikroORM, no argon2, no kernel/db.ts, and no age for a plain archive.
     const log = file('modules.txt');
     const hooked = spawnSync(
       process.execPath,
-      ['--import', HOOK, 'bin/enclave.ts', 'backup', 'verify', archiveA, '--key', file('keys.pem')],
+      ['--import', HOOK, 'bin/enclave.js', 'backup', 'verify', archiveA, '--key', file('keys.pem')],
       {
         cwd: ROOT,
         env: { ...process.env, MODULE_LOG: log, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' },
@@ -189,7 +189,7 @@ describe('enclave backup', () => {
     const heavy = readFileSync(log, 'utf8')
       .split('\n')
       .filter((m) =>
-        /\/node_modules\/(pg|pg-pool|pg-protocol|@mikro-orm\/[^/]+|@node-rs\/argon2[^/]*)\/|\/kernel\/db\.ts$/.test(
+        /\/node_modules\/(pg|pg-pool|pg-protocol|age-encryption|@mikro-orm\/[^/]+|@node-rs\/argon2[^/]*)\/|\/kernel\/db\.ts$/.test(
           m,
         ),
       );

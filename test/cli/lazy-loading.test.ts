@@ -53,7 +53,7 @@ describe('the CLI loads command modules lazily', () => {
     const { publicKey } = generateKeyPairSync('ed25519');
     writeFileSync(key, publicKey.export({ format: 'pem', type: 'spki' }));
     writeFileSync(bundle, 'not a bundle');
-    const r = loaded(['bin/enclave.ts', 'audit', 'verify', '--key', key, bundle]);
+    const r = loaded(['bin/enclave.js', 'audit', 'verify', '--key', key, bundle]);
     assert.equal(r.code, 1, r.stderr); // the bundle fails verification, as it should
     assert.match(r.stdout, /^FAIL: bundle: unreadable/);
     assert.ok(
@@ -71,7 +71,7 @@ describe('the CLI loads command modules lazily', () => {
       ['users', 'create-admin'],
       ['audit', 'seal'],
     ]) {
-      const r = loaded(['bin/enclave.ts', ...args, '--help']);
+      const r = loaded(['bin/enclave.js', ...args, '--help']);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(heavy(r.modules), [], args.join(' '));
     }

@@ -20,9 +20,9 @@ export interface CliOptions {
   input?: string;
 }
 
-/** Runs `node bin/enclave.ts ...args` and waits for it. */
+/** Runs `node bin/enclave.js ...args` and waits for it. */
 export function enclave(args: string[], options: CliOptions = {}): CliResult {
-  const result = spawnSync(process.execPath, ['bin/enclave.ts', ...args], {
+  const result = spawnSync(process.execPath, ['bin/enclave.js', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...options.env },
     encoding: 'utf8',

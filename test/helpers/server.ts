@@ -148,7 +148,7 @@ export interface Worker {
 
 /** `enclave worker` in a child process with `env` on top of this one's; resolves once it says it started. */
 export async function startWorker(env: Record<string, string>, timeoutMs = 30_000): Promise<Worker> {
-  const child = spawn(process.execPath, ['bin/enclave.ts', 'worker'], {
+  const child = spawn(process.execPath, ['bin/enclave.js', 'worker'], {
     cwd: fileURLToPath(new URL('../../', import.meta.url)),
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -58,7 +58,7 @@ describe('several instances', () => {
       // The first start makes the signing key in DATA_DIR; the others share it.
       servers.push(await startServer(config, { log: captureLog('warn').log, shutdownGraceMs: 200 }));
       servers.push(await startServer(config, { log: captureLog('warn').log, shutdownGraceMs: 200 }));
-      worker = spawn(process.execPath, ['bin/enclave.ts', 'worker'], {
+      worker = spawn(process.execPath, ['bin/enclave.js', 'worker'], {
         cwd: ROOT,
         env: { ...process.env, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],

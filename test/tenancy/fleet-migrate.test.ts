@@ -124,7 +124,7 @@ describe('migrateFleet over 200 tenants', () => {
   test('a run killed with SIGKILL midway, then rerun, ends with every tenant current and no duplicate ledger rows', async () => {
     const child = spawn(
       process.execPath,
-      ['bin/enclave.ts', 'tenants', 'migrate', '--concurrency', '4', '--json'],
+      ['bin/enclave.js', 'tenants', 'migrate', '--concurrency', '4', '--json'],
       {
         env: { ...process.env, DATABASE_URL: db.url, TENANT_MIGRATIONS_DIR: twoMore.dir },
         stdio: ['ignore', 'pipe', 'pipe'],
