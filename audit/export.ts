@@ -3,7 +3,8 @@
 // entries up to that checkpoint's size, from seq 1 or, when --from or
 // retention says to start later, from just after a signed checkpoint (the
 // anchor), so that the start of a partial chain is proven, not claimed. The
-// manifest is signed with the audit signing key.
+// registry chain always starts at seq 1, so a full bundle holds every chain
+// it names. The manifest is signed with the audit signing key.
 //
 // Everything is read in one REPEATABLE READ snapshot, entries through a
 // server-side cursor in batches, so millions of entries never sit in memory
@@ -181,7 +182,9 @@ async function spoolFromDatabase(
  * The range, anchor and end checkpoint of one chain; undefined when it has no
  * checkpoint (at or before `to`). A range that does not start at seq 1 starts
  * right after a signed checkpoint, widened back to one if `from` falls
- * between two.
+ * between two. A chain with no entry in range is still planned (an empty
+ * range anchored at its end checkpoint), and the registry chain always starts
+ * at genesis.
  */
 async function planChain(
   client: Client,
@@ -196,7 +199,13 @@ async function planChain(
     const seq = (await run<{ seq: number | null }>(client, statement)).rows[0]?.seq;
     return seq == null ? size + 1 : Math.min(Number(seq), size + 1);
   };
-  const wanted = options.from ? await firstSeqOf(sql.selectFirstSeqFrom(chain, size, options.from)) : 1;
+  // The registry is never cut by --from (nor pruned, retention.ts): a full bundle
+  // holds it from genesis, so it names every chain and the verifier can tell
+  // that none was left out, quiet ones (no entry since --from) included.
+  const wanted =
+    options.from && chain !== REGISTRY_CHAIN
+      ? await firstSeqOf(sql.selectFirstSeqFrom(chain, size, options.from))
+      : 1;
   const kept = await firstSeqOf(sql.selectFirstKeptSeq(chain)); // retention pruned seq 1..kept-1
   const first = Math.max(wanted, kept);
   if (first === 1)

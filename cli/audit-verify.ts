@@ -5,7 +5,8 @@
 // verifier itself is imported in the action.
 //
 // Exit codes: 0 OK, 1 the bundle failed (one FAIL line), 2 bad usage (a key,
-// --prev or kept-checkpoints file that cannot be read or parsed).
+// --prev or kept-checkpoints file that cannot be read or parsed). An existing
+// --save-checkpoints file is checked as --prev as well, then merged into.
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -36,7 +37,7 @@ export function registerAuditVerifyCommand(audit: Command): void {
     )
     .option(
       '--save-checkpoints <file>',
-      "on OK, merge the bundle's end checkpoints into this file (the next --prev)",
+      "on OK, merge the bundle's end checkpoints into this file; what it already keeps is checked as --prev too",
     )
     .option(
       '--threads <n>',
@@ -72,8 +73,11 @@ export async function verifyCommand(file: string, opts: VerifyCommandOptions): P
     throw new UsageError(`--threads: ${opts.threads} is not a whole number from 1 to 256`);
   if (opts.origin !== undefined && opts.origin.trim() === '')
     throw new UsageError('--origin: an empty origin (expected enclave:<id>)');
-  const prev = opts.prev ? readPrev(await readText(opts.prev, '--prev'), `--prev ${opts.prev}`) : undefined;
+  const given = opts.prev ? readPrev(await readText(opts.prev, '--prev'), `--prev ${opts.prev}`) : undefined;
   const kept = opts.saveCheckpoints ? await readKept(opts.saveCheckpoints) : undefined;
+  // What the kept file holds is checked as --prev too (with or without --prev):
+  // a kept checkpoint is never replaced by a larger one of a rewritten chain.
+  const prev = withKept(given, kept);
   const result = await verifyFile(file, keys, { ...opts, threads }, prev, verifyBundle);
   const print = (r: VerifyOk | VerifyFailure) => {
     if (opts.json) {
@@ -209,6 +213,17 @@ async function readKept(file: string): Promise<SignedCheckpoint[]> {
       throw new UsageError(`--save-checkpoints ${file}: a kept checkpoint is malformed: ${problem}`);
   }
   return kept;
+}
+
+/** The --prev checkpoints and the kept ones, each once (the kept file is often --prev too). */
+function withKept(
+  prev: SignedCheckpoint[] | undefined,
+  kept: SignedCheckpoint[] | undefined,
+): SignedCheckpoint[] | undefined {
+  if (!kept || kept.length === 0) return prev;
+  const seen = new Set((prev ?? []).map((c) => JSON.stringify(c)));
+  const added = kept.filter((c) => !seen.has(JSON.stringify(c)));
+  return [...(prev ?? []), ...added];
 }
 
 type Merge =

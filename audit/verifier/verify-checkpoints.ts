@@ -19,7 +19,6 @@ export const byName = (a: string, b: string) => Buffer.compare(Buffer.from(a), B
 
 // --- checkpoints: shape and pinned key ---------------------------------------------
 
-/** The signed checkpoint, or a failure with `reason` (at its chain and size, when they can be read). */
 /**
  * The signed checkpoint, or a failure with `reason` at `chain <c> seq <size>`
  * when both can be read, else at `file` (or the bundle).
@@ -67,7 +66,7 @@ export function checkCheckpoints(
       throw new VerificationError(
         'checkpoint-invalid',
         `${CHECKPOINTS_FILE} has ${byChain.has(chain) ? 'a second' : 'an unlisted'} checkpoint for chain ${chain}`,
-        { chain },
+        { chain, seq: sc.checkpoint.size },
       );
     byChain.set(chain, sc);
   }
@@ -84,6 +83,7 @@ export function checkCheckpoints(
     if (cp.origin !== manifest.origin)
       throw new VerificationError('checkpoint-invalid', 'the checkpoint belongs to another installation', {
         chain: c.chain,
+        seq: cp.size,
         expected: manifest.origin,
         actual: cp.origin,
       });
@@ -255,15 +255,16 @@ export function checkRegistry(
 }
 
 /**
- * Format v2, kind `full` (step 7): per recorded chain, by name, the record of
- * the largest size is the chain's end; then, when the registry starts at
- * genesis, every other chain is recorded.
+ * Format v2, kind `full` (step 7; step 2 made sure the registry starts at
+ * genesis, so it records every chain up to its signed size): per recorded
+ * chain, by name, the record of the largest size is the chain's end, so every
+ * chain the registry names is in the bundle up to that size; then every other
+ * chain of the bundle is recorded.
  */
 export function checkRegistryV2(
   registry: ReadonlyMap<string, RegistryRecord>,
   chains: readonly ManifestChain[],
   heads: ReadonlyMap<string, string>,
-  registryFromGenesis: boolean,
 ): void {
   const byChain = new Map(chains.map((c) => [c.chain, c]));
   for (const name of [...registry.keys()].sort(byName)) {
@@ -280,12 +281,11 @@ export function checkRegistryV2(
     const head = heads.get(name) as string;
     if (head !== record.head) throw registryHead(name, record, head);
   }
-  if (!registryFromGenesis) return;
   for (const chain of chains)
     if (chain.chain !== REGISTRY && !registry.has(chain.chain))
       throw new VerificationError(
         'registry-unrecorded',
-        `the registry, complete from genesis, never records chain ${chain.chain}: added behind its back?`,
+        `the registry never records chain ${chain.chain}: added behind its back?`,
         { chain: chain.chain, seq: chain.lastSeq },
       );
 }

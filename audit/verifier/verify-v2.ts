@@ -139,13 +139,7 @@ async function readFiles(
     );
   await archive.end();
   options.onProgress?.(entries.count);
-  if (manifest.kind === 'full')
-    checkRegistryV2(
-      entries.registry,
-      manifest.chains,
-      entries.heads,
-      manifest.chains.find((c) => c.chain === REGISTRY)?.start === 'genesis',
-    );
+  if (manifest.kind === 'full') checkRegistryV2(entries.registry, manifest.chains, entries.heads);
   return {
     manifest,
     entries: entries.count,
@@ -290,8 +284,14 @@ function checkFilter(m: ManifestV2): void {
       if (c.chain !== only) throw mismatch(`a tenant export of ${tenant} holds chain ${c.chain}`, c.chain);
   } else {
     if (m.filter.tenant !== null) throw mismatch('a full export with a tenant in its filter');
-    if (!m.chains.some((c) => c.chain === REGISTRY))
-      throw mismatch('a full export without the registry chain');
+    const registry = m.chains.find((c) => c.chain === REGISTRY);
+    if (!registry) throw mismatch('a full export without the registry chain');
+    // Only a registry from genesis names every chain; anchored, a quiet chain could be left out unseen.
+    if (registry.start !== 'genesis')
+      throw mismatch(
+        `a full export whose registry chain starts at seq ${registry.firstSeq}, not at genesis`,
+        REGISTRY,
+      );
   }
   for (const c of m.chains)
     if (c.start === 'from' && m.filter.from === null)

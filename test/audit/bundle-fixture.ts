@@ -10,9 +10,14 @@
 //              each export adds one audit.export event to the inbox
 //   seal 2: tenant A seq 5..8 (its export event + 3), tenant B seq 4..5,
 //           platform seq 3..4 (the full export's event + 1)
-//           -> the "current" exports: full, tenant A, and tenant A with
+//           -> the "current" exports: full, tenant A, tenant A with
 //              --from the time of its seq 5 (seq 5..8, anchored at the
-//              signed checkpoint of size 4)
+//              signed checkpoint of size 4), and a full export with --from
+//              the time of tenant B's seq 4 (written after tenant A's seq 8):
+//              tenant A quiet since then (no entries in range, anchored at
+//              its end checkpoint of size 8), tenant B from seq 4 and
+//              platform from its seq 3 or 4 (each widened back to a signed
+//              checkpoint), the registry from genesis
 // The registry chain's length depends on how many seals it took (sealing
 // waits for other tests' transactions), so no attack counts on its last seq.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
@@ -62,6 +67,8 @@ export interface Fixture {
   current: Exports & {
     /** Tenant A exported with --from the time of its seq 5: seq 5..8, anchored at size 4. */
     tenantAFrom: Buffer;
+    /** A full export with --from the time of tenant B's seq 4: tenant A quiet (empty range at size 8), the registry from genesis. */
+    fullFrom: Buffer;
   };
   /** End checkpoints of the older and the current full export, by chain. */
   earlier: Map<string, SignedCheckpoint>;
@@ -105,10 +112,15 @@ export async function buildFixture(pool: Pool): Promise<Fixture> {
     'SELECT occurred_at AS t FROM control.audit_log WHERE chain = $1 AND seq = 5',
     [ROLES.A],
   );
+  const bSeq4 = await pool.query<{ t: Date }>(
+    'SELECT occurred_at AS t FROM control.audit_log WHERE chain = $1 AND seq = 4',
+    [ROLES.B],
+  );
   const current = {
     full: await exportToBuffer(pool, { signer }),
     tenantA: await exportToBuffer(pool, { signer, tenant: TENANT_A }),
     tenantAFrom: await exportToBuffer(pool, { signer, tenant: TENANT_A, from: seq5.rows[0]?.t as Date }),
+    fullFrom: await exportToBuffer(pool, { signer, from: bSeq4.rows[0]?.t as Date }),
   };
   const full = await EditableBundle.from(current.full);
   return {

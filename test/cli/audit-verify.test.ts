@@ -1,6 +1,7 @@
 // `enclave audit verify` as an auditor runs it: verdict lines on stdout and
 // the exit code (0 OK, 1 FAIL, 2 usage), --origin, --json, and one kept
-// checkpoints file (--save-checkpoints) merged across full and tenant exports.
+// checkpoints file (--save-checkpoints) merged across full and tenant exports,
+// and checked as --prev before anything is merged into it.
 // Offline: the bundles are made in memory (test/audit/verifier/v2-builder.ts).
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +40,10 @@ describe('enclave audit verify', () => {
     const fork = new History(h.key);
     fork.events('aaa', 3, 'note.delete').seal();
     writeFileSync(file('fork.tar.gz'), await fork.export({ tenant: 'aaa' }).pack());
+    // And one where t_aaa is rewritten and longer: 5 entries, other than the first 3 kept.
+    const rewritten = new History(h.key);
+    rewritten.events('aaa', 5, 'note.delete').seal();
+    writeFileSync(file('rewritten.tar.gz'), await rewritten.export({ tenant: 'aaa' }).pack());
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -103,9 +108,34 @@ describe('enclave audit verify', () => {
       readdirSync(dir).filter((f) => f.endsWith('.tmp')),
       [],
     );
-    // An older export merged in keeps the larger kept checkpoint.
-    assert.equal(verify(file('full-1.tar.gz'), '--save-checkpoints', file('kept.jsonl')).code, 0);
-    assert.equal(kept('kept.jsonl').find((c) => c.checkpoint.chain === 't_aaa')?.checkpoint.size, 5);
+    // An older export is checked against the kept file as --prev: cut short, and the kept file stays.
+    const before = readFileSync(file('kept.jsonl'));
+    const r3 = verify(file('full-1.tar.gz'), '--save-checkpoints', file('kept.jsonl'));
+    assert.equal(r3.code, 1, r3.stderr);
+    assert.match(oneLine(r3.stdout), /^FAIL: chain t_aaa seq 5: truncated: /);
+    assert.deepEqual(readFileSync(file('kept.jsonl')), before);
+  });
+
+  test('--save-checkpoints without --prev checks an existing kept file as --prev: a larger, rewritten chain fails, the kept file unchanged', () => {
+    // A kept file that does not exist yet: nothing to compare with.
+    const r1 = verify(file('full-1.tar.gz'), '--save-checkpoints', file('implicit-kept.jsonl'));
+    assert.equal(r1.code, 0, r1.stderr);
+    assert.ok(!r1.stdout.includes('prev '), r1.stdout);
+    const before = readFileSync(file('implicit-kept.jsonl'));
+    // t_aaa rewritten and grown past the kept size 3: no same-size head to merge against, only --prev shows it.
+    const r = verify(file('rewritten.tar.gz'), '--save-checkpoints', file('implicit-kept.jsonl'));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      oneLine(r.stdout),
+      /^FAIL: chain t_aaa seq 3: forked: .*\(expected [0-9a-f]{64}, found [0-9a-f]{64}\)$/,
+    );
+    assert.deepEqual(readFileSync(file('implicit-kept.jsonl')), before);
+    // The genuine later export extends what is kept: consistent, and merged.
+    const ok = verify(file('tenant-aaa-2.tar.gz'), '--save-checkpoints', file('implicit-kept.jsonl'));
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(ok.stdout.includes('prev t_aaa: consistent with your checkpoint at size 3'), ok.stdout);
+    assert.ok(ok.stdout.includes('prev t_bbb: not in this bundle (out of scope)'), ok.stdout);
+    assert.equal(kept('implicit-kept.jsonl').find((c) => c.checkpoint.chain === 't_aaa')?.checkpoint.size, 5);
   });
 
   test('--save-checkpoints refuses a fork: FAIL forked, exit 1, the kept file unchanged', () => {

@@ -70,7 +70,7 @@ export interface AttackCase {
   description: string;
   attacker: 'outsider' | 'insider';
   /** The genuine bundle the attack starts from (default full). */
-  bundle?: 'full' | 'tenantA' | 'tenantAFrom';
+  bundle?: 'full' | 'tenantA' | 'tenantAFrom' | 'fullFrom';
   attack: string;
   params?: Params;
   /** Outsider only: false leaves the manifest as it was (default: its file hashes are recomputed). */
@@ -419,6 +419,32 @@ export const attacks: Record<string, Attack> = {
     bundle.editManifest((m) => {
       for (const c of m.chains)
         if (c.chain === chain) Object.assign(c, { firstSeq: count + 1, prevHash, start: String(p.start) });
+    });
+    return bundle;
+  },
+
+  /**
+   * Starts a chain that starts at genesis at its genuine checkpoint of the
+   * fixture's earlier export instead, as an exporter honouring --from for it
+   * would: its entries up to that size dropped, firstSeq = size + 1, prevHash
+   * = that checkpoint's head, start "from", and the checkpoint added as the
+   * anchor, before the chain's end checkpoint.
+   */
+  anchorAtEarlier(bundle, p, { fixture }) {
+    const chain = chainOf(p);
+    const anchor = fixture.earlier.get(chain) as SignedCheckpoint;
+    const range = bundle.manifest.chains.find((c) => c.chain === chain);
+    if (range?.start !== 'genesis') throw new Error(`chain ${chain} does not start at genesis`);
+    const size = anchor.checkpoint.size;
+    filterChainLines(bundle, chain, (seq) => seq > size);
+    const end = bundle.endCheckpoints().get(chain);
+    const checkpoints = bundle.checkpoints;
+    checkpoints.splice(end?.index as number, 0, anchor);
+    bundle.checkpoints = checkpoints;
+    bundle.editManifest((m) => {
+      for (const c of m.chains)
+        if (c.chain === chain)
+          Object.assign(c, { firstSeq: size + 1, prevHash: anchor.checkpoint.head, start: 'from' });
     });
     return bundle;
   },

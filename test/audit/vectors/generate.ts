@@ -76,6 +76,11 @@ async function generate(fx: Fixture, pem: string): Promise<void> {
     fx.current.tenantAFrom,
   );
   await good(
+    'full-from',
+    `A genuine full export with --from the time of tenant ${ROLES.B}'s seq 4: tenant ${ROLES.A}, quiet since then, listed with no entries in range at its signed size; the other tenant and platform anchored; the registry from genesis.`,
+    fx.current.fullFrom,
+  );
+  await good(
     'full-with-prev',
     "The genuine full export, with --prev the end checkpoints of the full export taken after the first seal: every chain extends the auditor's.",
     fx.current.full,
@@ -165,7 +170,7 @@ try {
       rmSync(path.join(DIR, f));
   const fx = await buildFixture(db.pool);
   // Every key a vector needs: the fixture's, and the (rotated-away) key of the v1 bundles.
-  const pem = `${publicKeyPem(fx.signer.publicKey)}${readFileSync(path.join(V1_DIR, 'public-keys.pem'), 'utf8')}`;
+  const pem = `${publicKeyPem(fx.signer.publicKey)}${readFileSync(path.join(V1_DIR, 'public-key.pem'), 'utf8')}`;
   if (pem.includes('PRIVATE')) throw new Error('public-keys.pem must hold public keys only');
   await generate(fx, pem);
   const problems = await check(pem);

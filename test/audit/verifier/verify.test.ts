@@ -613,9 +613,32 @@ describe('format v2, step 7: the registry in a full export', () => {
     g.events('zzz', 2);
     g.checkpointOnly('t_zzz');
     assert.equal(verdict(await verifyParts(g.export(), g)), 'chain t_zzz seq 2: registry-unrecorded');
-    // The registry not from genesis: a chain it does not record in range is not judged.
-    const p = g.export({ fromSeq: { registry: 4 } });
-    ok(await verifyParts(p, g));
+  });
+
+  test('a full export whose registry does not start at genesis: filter-mismatch at the registry, whatever the other chains', async () => {
+    // Anchored, the registry would not name t_zzz (recorded only before its anchor): never judged.
+    const g = history();
+    g.events('zzz', 2).seal();
+    g.events('aaa', 1).seal();
+    const p = g.export({ fromSeq: { registry: 7, t_aaa: 6, t_bbb: 3, t_zzz: 3, platform: 3 } });
+    assert.equal(verdict(await verifyParts(p, g)), 'chain registry: filter-mismatch');
+    // From genesis, the same --from export verifies, the quiet chains listed empty...
+    const full = g.export({ fromSeq: { t_aaa: 6, t_bbb: 3, t_zzz: 3, platform: 3 } });
+    const r = ok(await verifyParts(full, g));
+    assert.deepEqual(
+      r.chains.map((c) => [c.chain, c.firstSeq, c.lastSeq]),
+      [
+        ['platform', 3, 2],
+        ['registry', 1, 7],
+        ['t_aaa', 6, 6],
+        ['t_bbb', 3, 2],
+        ['t_zzz', 3, 2],
+      ],
+    );
+    // ...and a quiet chain dropped from it (manifest re-signed) is missed.
+    full.manifest.chains = full.manifest.chains.filter((c) => c.chain !== 't_zzz');
+    full.checkpointLines = full.checkpointLines.filter((l) => !l.includes('"chain":"t_zzz"'));
+    assert.equal(verdict(await verifyParts(full, g)), 'chain t_zzz seq 2: registry-missing-chain');
   });
 
   test('a chain re-signed by the key holder with another head than the registry records: registry-head', async () => {
