@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { zstdDecompressSync } from 'node:zlib';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
@@ -22,8 +22,6 @@ import {
   type ArchiveManifest,
   archiveFileName,
   MANIFEST_ENTRY,
-  manifestEntryBytes,
-  manifestSigningBytes,
   type SignedArchiveManifest,
 } from '../../backup/archive-format.ts';
 import {
@@ -43,7 +41,7 @@ import {
 } from '../../backup/archive-writer.ts';
 import { type ArchiveRefusal, ArchiveRefusedError } from '../../backup/backup-errors.ts';
 import { DirectoryStorage } from '../../backup/storage.ts';
-import { type ArchiveEntry, writeTar } from '../../kernel/archive.ts';
+import { bodies, entry, rebuiltFrom, resigned, signedOf, tarEntries, tarOf } from './fixture.ts';
 
 // --- keys, tables, archives ---------------------------------------------------------------
 
@@ -186,78 +184,14 @@ async function readAll(open: ArchiveSource, manifest: ArchiveManifest, opts: Ope
   return out;
 }
 
-// --- the tar, as a test sees it ---------------------------------------------------------------
-
-interface RawEntry {
-  name: string;
-  header: number;
-  data: number;
-  size: number;
-}
-
-function tarEntries(tar: Buffer): RawEntry[] {
-  const out: RawEntry[] = [];
-  for (let at = 0; at + 512 <= tar.length; ) {
-    const block = tar.subarray(at, at + 512);
-    if (block.every((b) => b === 0)) break;
-    const field = (from: number, len: number) =>
-      block
-        .subarray(from, from + len)
-        .toString('utf8')
-        .replace(/\0.*$/s, '');
-    const prefix = field(345, 155);
-    const name = prefix ? `${prefix}/${field(0, 100)}` : field(0, 100);
-    const size = Number.parseInt(field(124, 12).trim(), 8);
-    out.push({ name, header: at, data: at + 512, size });
-    at += 512 + Math.ceil(size / 512) * 512;
-  }
-  return out;
-}
-
-function entry(tar: Buffer, name: string): RawEntry {
-  const e = tarEntries(tar).find((x) => x.name === name);
-  assert.ok(e, `no ${name} in the tar`);
-  return e;
-}
-
-/** The entries of a tar as name -> body. */
-function bodies(tar: Buffer): Array<{ name: string; body: Buffer }> {
-  return tarEntries(tar).map((e) => ({ name: e.name, body: tar.subarray(e.data, e.data + e.size) }));
-}
-
-async function tarOf(entries: ArchiveEntry[]): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  const out = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      chunks.push(chunk);
-      done();
-    },
-  });
-  await writeTar(out, entries, new Date());
-  return Buffer.concat(chunks);
-}
-
-function signedOf(tar: Buffer): SignedArchiveManifest {
-  const m = entry(tar, MANIFEST_ENTRY);
-  return JSON.parse(tar.subarray(m.data, m.data + m.size).toString('utf8')) as SignedArchiveManifest;
-}
-
-/** A manifest signed (and checksummed) afresh, as a writer holding `by` would. */
-function resigned(manifest: ArchiveManifest, by: TestKey = key): SignedArchiveManifest {
-  return {
-    manifest,
-    manifestSha256: createHash('sha256').update(canonicalBytes(manifest)).digest('hex'),
-    signature: by.signer.sign(manifestSigningBytes(manifest)).toString('base64'),
-  };
-}
+// --- the tar, as a test sees it (fixture.ts) ---------------------------------------------------
 
 /** The plain archive with its manifest.json replaced (and any entries changed by `edit`). */
-async function rebuilt(
+function rebuilt(
   signed: SignedArchiveManifest,
   edit: (parts: Array<{ name: string; body: Buffer }>) => Array<{ name: string; body: Buffer }> = (p) => p,
 ) {
-  const parts = bodies(plainBytes).filter((e) => e.name !== MANIFEST_ENTRY);
-  return tarOf([{ name: MANIFEST_ENTRY, body: manifestEntryBytes(signed) }, ...edit(parts)]);
+  return rebuiltFrom(plainBytes, signed, edit);
 }
 
 function flipped(bytes: Buffer, at: number): Buffer {
@@ -449,7 +383,7 @@ describe('checkArchive refuses', () => {
     for (const wrong of [{ rows: odd.rows + 1 }, { contentSha256: 'b'.repeat(64) }]) {
       const tables = plain.manifest.tables.map((t) => (t.name === 'odd' ? { ...t, ...wrong } : t));
       const e = await refused(
-        fromBuffer(await rebuilt(resigned({ ...plain.manifest, tables }))),
+        fromBuffer(await rebuilt(resigned({ ...plain.manifest, tables }, key))),
         'part-mismatch',
       );
       assert.match(e.message, /COPY text/);
@@ -498,10 +432,10 @@ describe('checkArchive refuses', () => {
 
   test('an unknown future format, signed by the trusted key: unsupported-format', async () => {
     const future = { ...plain.manifest, format: 2 } as unknown as ArchiveManifest;
-    const e = await refused(await asFile(await rebuilt(resigned(future))), 'unsupported-format');
+    const e = await refused(await asFile(await rebuilt(resigned(future, key))), 'unsupported-format');
     assert.match(e.message, /format 2/);
     // The same manifest back at format 1 is accepted: only the format was wrong.
-    await checkArchive(fromBuffer(await rebuilt(resigned(plain.manifest))), options);
+    await checkArchive(fromBuffer(await rebuilt(resigned(plain.manifest, key))), options);
   });
 
   test('a manifest signed by a key this installation does not trust: unknown-key', async () => {
@@ -515,13 +449,13 @@ describe('checkArchive refuses', () => {
   });
 
   test('a wrong manifestSha256 (the signature itself valid): manifest-checksum', async () => {
-    const signed = resigned(plain.manifest);
+    const signed = resigned(plain.manifest, key);
     signed.manifestSha256 = createHash('sha256').update('something else').digest('hex');
     await refused(fromBuffer(await rebuilt(signed)), 'manifest-checksum');
   });
 
   test('a manifest that is not its canonical form: manifest-invalid', async () => {
-    const signed = resigned(plain.manifest);
+    const signed = resigned(plain.manifest, key);
     const pretty = Buffer.from(`${JSON.stringify(signed, null, 1)}\n`);
     const parts = bodies(plainBytes).filter((e) => e.name !== MANIFEST_ENTRY);
     await refused(
@@ -538,7 +472,7 @@ describe('checkArchive refuses', () => {
   test('a manifest with a field of the wrong type, even signed: manifest-invalid', async () => {
     const broken = { ...plain.manifest, tables: [{ ...plain.manifest.tables[0], rows: '40000' }] };
     await refused(
-      fromBuffer(await rebuilt(resigned(broken as unknown as ArchiveManifest))),
+      fromBuffer(await rebuilt(resigned(broken as unknown as ArchiveManifest, key))),
       'manifest-invalid',
     );
   });
@@ -636,7 +570,7 @@ describe('readParts', () => {
   });
 
   test('a file whose manifest changed after checkArchive: changed', async () => {
-    const other = await rebuilt(resigned({ ...plain.manifest, origin: 'enclave:elsewhere' }));
+    const other = await rebuilt(resigned({ ...plain.manifest, origin: 'enclave:elsewhere' }, key));
     await assert.rejects(
       readAll(fromBuffer(other), plain.manifest),
       (err: unknown) => err instanceof ArchiveRefusedError && err.reason === 'changed',

@@ -1,17 +1,29 @@
 // Shared set-up of the backup and restore tests: a signing key and its
 // published key, a storage directory, the context, a tenant filled with rows
 // that exercise COPY (FKs, arrays, unicode, NULLs, HTML, escapes), and a
-// snapshot of a tenant's rows to compare before and after.
+// snapshot of a tenant's rows to compare before and after; and an archive as
+// a test sees it (its tar entries, its manifest re-signed, the tar rebuilt).
 
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { canonicalBytes } from '../../audit/verifier/canonical.ts';
 import { keyIdOf, rawPublicKey } from '../../audit/verifier/keys.ts';
+import {
+  type ArchiveManifest,
+  MANIFEST_ENTRY,
+  manifestEntryBytes,
+  manifestSigningBytes,
+  type SignedArchiveManifest,
+} from '../../backup/archive-format.ts';
+import type { ManifestSigner } from '../../backup/archive-writer.ts';
 import type { BackupContext } from '../../backup/backup.ts';
 import type { RestoreContext } from '../../backup/restore.ts';
 import { DirectoryStorage } from '../../backup/storage.ts';
+import { type ArchiveEntry, writeTar } from '../../kernel/archive.ts';
 import type { AuditBy } from '../../kernel/audit-inbox.ts';
 import type { Client, Pool } from '../../kernel/db.ts';
 import { ident } from '../../kernel/identifiers.ts';
@@ -173,4 +185,80 @@ export function corruptDataPart(file: string): void {
   const mid = largest.at + Math.floor(largest.size / 2);
   for (let i = 0; i < 4; i++) bytes[mid + i] = (bytes[mid + i] as number) ^ 0xff;
   writeFileSync(file, bytes);
+}
+
+// --- an archive, as a test sees it -----------------------------------------------------------
+
+export interface RawEntry {
+  name: string;
+  header: number;
+  data: number;
+  size: number;
+}
+
+/** The entries of an (unencrypted) archive's tar: name, and where its header and data are. */
+export function tarEntries(tar: Buffer): RawEntry[] {
+  const out: RawEntry[] = [];
+  for (let at = 0; at + 512 <= tar.length; ) {
+    const block = tar.subarray(at, at + 512);
+    if (block.every((b) => b === 0)) break;
+    const field = (from: number, len: number) =>
+      block
+        .subarray(from, from + len)
+        .toString('utf8')
+        .replace(/\0.*$/s, '');
+    const prefix = field(345, 155);
+    const name = prefix ? `${prefix}/${field(0, 100)}` : field(0, 100);
+    const size = Number.parseInt(field(124, 12).trim(), 8);
+    out.push({ name, header: at, data: at + 512, size });
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return out;
+}
+
+export function entry(tar: Buffer, name: string): RawEntry {
+  const e = tarEntries(tar).find((x) => x.name === name);
+  assert.ok(e, `no ${name} in the tar`);
+  return e;
+}
+
+/** The entries of a tar as name -> body. */
+export function bodies(tar: Buffer): Array<{ name: string; body: Buffer }> {
+  return tarEntries(tar).map((e) => ({ name: e.name, body: tar.subarray(e.data, e.data + e.size) }));
+}
+
+export async function tarOf(entries: ArchiveEntry[]): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const out = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      chunks.push(chunk);
+      done();
+    },
+  });
+  await writeTar(out, entries, new Date());
+  return Buffer.concat(chunks);
+}
+
+export function signedOf(tar: Buffer): SignedArchiveManifest {
+  const m = entry(tar, MANIFEST_ENTRY);
+  return JSON.parse(tar.subarray(m.data, m.data + m.size).toString('utf8')) as SignedArchiveManifest;
+}
+
+/** A manifest signed (and checksummed) afresh, as a writer holding `by.signer` would. */
+export function resigned(manifest: ArchiveManifest, by: { signer: ManifestSigner }): SignedArchiveManifest {
+  return {
+    manifest,
+    manifestSha256: createHash('sha256').update(canonicalBytes(manifest)).digest('hex'),
+    signature: by.signer.sign(manifestSigningBytes(manifest)).toString('base64'),
+  };
+}
+
+/** The archive `tar` with its manifest.json replaced (and any entries changed by `edit`). */
+export function rebuiltFrom(
+  tar: Buffer,
+  signed: SignedArchiveManifest,
+  edit: (parts: Array<{ name: string; body: Buffer }>) => Array<{ name: string; body: Buffer }> = (p) => p,
+): Promise<Buffer> {
+  const parts = bodies(tar).filter((e) => e.name !== MANIFEST_ENTRY);
+  return tarOf([{ name: MANIFEST_ENTRY, body: manifestEntryBytes(signed) }, ...edit(parts)]);
 }

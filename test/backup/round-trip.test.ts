@@ -6,6 +6,7 @@ import { backupTenant } from '../../backup/backup.ts';
 import { ArchiveRefusedError } from '../../backup/backup-errors.ts';
 import { listBackups } from '../../backup/catalog.ts';
 import { restoreTenant, verifyArchiveByRestore } from '../../backup/restore.ts';
+import type { Pool } from '../../kernel/db.ts';
 import { ident } from '../../kernel/identifiers.ts';
 import { detectDrift } from '../../tenancy/drift.ts';
 import { migrateFleet } from '../../tenancy/fleet-migrate.ts';
@@ -31,6 +32,39 @@ describe('backup and restore: round trip', () => {
   });
 
   const open = (location: string) => () => f.ctx.storage.open(location);
+  const schemaNames = async () =>
+    (await db.pool.query<{ n: string }>('SELECT nspname AS n FROM pg_namespace ORDER BY 1')).rows.map(
+      (r) => r.n,
+    );
+  const roleNames = async () =>
+    (await db.pool.query<{ n: string }>('SELECT rolname AS n FROM pg_roles ORDER BY 1')).rows.map((r) => r.n);
+
+  /** `pool`, recording the text of every statement sent on a connection it hands out (nothing else changed). */
+  function recording(pool: Pool, statements: string[]): Pool {
+    return new Proxy(pool, {
+      get(target, prop) {
+        if (prop === 'connect')
+          return async () => {
+            const client = await target.connect();
+            return new Proxy(client, {
+              get(c, p) {
+                const value = Reflect.get(c, p, c);
+                if (p === 'query')
+                  return (q: unknown, ...rest: unknown[]) => {
+                    statements.push(
+                      typeof q === 'string' ? q : String((q as { text?: unknown })?.text ?? ''),
+                    );
+                    return (value as (...a: unknown[]) => unknown).call(c, q, ...rest);
+                  };
+                return typeof value === 'function' ? value.bind(c) : value;
+              },
+            });
+          };
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  }
 
   test('in place: every row of every table equal, storage_usage equal, fresh ids after, the old schema set aside out of the role’s reach', async () => {
     const t = await provisionTenant(db.pool, { displayName: 'Acme' }, migrations);
@@ -243,9 +277,13 @@ describe('backup and restore: round trip', () => {
     const t = await provisionTenant(db.pool, { displayName: 'Verify' }, migrations);
     await fill(db.pool, t.schema_name, 15);
     const backup = await backupTenant(f.ctx, t.id, { by: ADMIN, kind: 'manual' });
-    const schemasBefore = (await db.pool.query('SELECT count(*)::int AS n FROM pg_namespace')).rows[0].n;
-    const rolesBefore = (await db.pool.query('SELECT count(*)::int AS n FROM pg_roles')).rows[0].n;
-    const result = await verifyArchiveByRestore(f.ctx, open(backup.location as string));
+    const schemasBefore = await schemaNames();
+    const rolesBefore = await roleNames();
+    const statements: string[] = [];
+    const result = await verifyArchiveByRestore(
+      { ...f.ctx, pool: recording(db.pool, statements) },
+      open(backup.location as string),
+    );
     assert.equal(result.manifest.tenant.id, t.id);
     assert.deepEqual(
       result.tables.map((x) => x.name),
@@ -256,11 +294,38 @@ describe('backup and restore: round trip', () => {
       assert.equal(table.rows, table.expectedRows);
     }
     assert.equal(result.tables.find((x) => x.name === 'tasks')?.rows, 29);
-    assert.equal(
-      (await db.pool.query('SELECT count(*)::int AS n FROM pg_namespace')).rows[0].n,
-      schemasBefore,
-    );
-    assert.equal((await db.pool.query('SELECT count(*)::int AS n FROM pg_roles')).rows[0].n, rolesBefore);
+
+    // The scratch role and schema the verify made (named by its own CREATE statements) are gone.
+    const made = (what: string) =>
+      statements
+        .flatMap((q) => [...q.matchAll(new RegExp(`^CREATE ${what} "(t_[a-z0-9]{12})"`, 'g'))])
+        .map((m) => m[1]);
+    const [scratchRole] = made('ROLE');
+    assert.ok(scratchRole, 'the verify made a scratch role');
+    const [scratchSchema] = made('SCHEMA');
+    assert.ok(scratchSchema, 'the verify made a scratch schema');
+    const schemasAfter = await schemaNames();
+    const rolesAfter = await roleNames();
+    // Schemas are this database's own: exactly the same set.
+    assert.deepEqual(schemasAfter, schemasBefore);
+    assert.ok(!schemasAfter.includes(scratchSchema));
+    // Roles are cluster-wide, and other test files make and drop tenant roles meanwhile:
+    // no count, but no name that was not there before may be the scratch role, or be a
+    // role this database knows (granted or owning anything here, or one of its tenants).
+    assert.ok(!rolesBefore.includes(scratchRole));
+    assert.ok(!rolesAfter.includes(scratchRole), `scratch role ${scratchRole} left behind`);
+    const added = rolesAfter.filter((r) => !rolesBefore.includes(r));
+    const tied = (
+      await db.pool.query<{ rolname: string }>(
+        `SELECT r.rolname FROM pg_roles r
+          WHERE r.rolname = ANY($1)
+            AND (EXISTS (SELECT 1 FROM pg_shdepend d JOIN pg_database db ON db.oid = d.dbid
+                          WHERE db.datname = current_database() AND d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid)
+                 OR EXISTS (SELECT 1 FROM control.tenants t WHERE t.role_name = r.rolname))`,
+        [added],
+      )
+    ).rows.map((r) => r.rolname);
+    assert.deepEqual(tied, [], 'a role made by the verify, left behind');
   });
 
   test('encrypted: a backup to an age recipient restores with its identity, and is refused without it before any change', async () => {
