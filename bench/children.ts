@@ -4,6 +4,7 @@
 // `ready` (with its URL) over IPC, then answers requests by id.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../kernel/config.ts';
@@ -123,8 +124,23 @@ export async function serveEnclave(): Promise<void> {
 }
 
 /**
+ * The Node flags `npm start` gives the server (its heap bounds, package.json),
+ * so that a benchmark's server runs with the memory settings production runs
+ * with. Read from the script itself: one place says what they are.
+ */
+export function startScriptNodeFlags(): string {
+  const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
+  const words = pkg.scripts.start.split(/\s+/);
+  if (words[0] !== 'node') throw new Error(`the start script does not run node: ${pkg.scripts.start}`);
+  return words.filter((w) => w.startsWith('--')).join(' ');
+}
+
+/**
  * The environment of a `--child enclave` server at production defaults: only the
- * database, Redis, a data directory, a fresh session secret and the log level set.
+ * database, Redis, a data directory, a fresh session secret, the log level and
+ * the Node flags of `npm start` set.
  */
 export function productionServerEnv(options: {
   logLevel: string;
@@ -142,6 +158,7 @@ export function productionServerEnv(options: {
     REDIS_URL: options.redisUrl,
     DATA_DIR: options.dataDir,
     SESSION_SECRET: randomBytes(32).toString('hex'),
+    NODE_OPTIONS: startScriptNodeFlags(),
     ...(options.poolSize ? { DB_POOL_SIZE: String(options.poolSize) } : {}),
   };
 }

@@ -63,7 +63,7 @@ import {
 } from '../tenancy/templates.ts';
 import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
 import { api, registerPerson, signOut } from './api-client.ts';
-import { Child } from './children.ts';
+import { Child, startScriptNodeFlags } from './children.ts';
 import { type LoadReply, type LoadRequest, type LoadResult, serveLoad } from './http-load.ts';
 import {
   checkpoint,
@@ -103,10 +103,16 @@ const OPTIONS = {
   'touch-concurrency': '8',
   'fleet-concurrency': '4',
   'sample-ms': '500',
-  /** NODE_OPTIONS of the server (e.g. --max-old-space-size=160); empty: Node's defaults. */
-  'server-node-options': '',
+  /** NODE_OPTIONS of the server: `start` (default) for the flags of `npm start`; `none` for Node's defaults; or flags. */
+  'server-node-options': 'start',
 };
 type OptionName = keyof typeof OPTIONS;
+
+/** `start`: the flags `npm start` uses; `none`: none (Node's defaults); anything else as given. */
+function nodeOptionsOf(value: string): string {
+  if (value === 'start') return startScriptNodeFlags();
+  return value === 'none' ? '' : value;
+}
 
 function readOptions(values: Partial<Record<OptionName, string>>) {
   const { raw, int } = optionReader(OPTIONS, values);
@@ -130,7 +136,7 @@ function readOptions(values: Partial<Record<OptionName, string>>) {
     touchConcurrency: int('touch-concurrency', 1),
     fleetConcurrency: int('fleet-concurrency', 1),
     sampleMs: int('sample-ms', 50),
-    serverNodeOptions: raw('server-node-options'),
+    serverNodeOptions: nodeOptionsOf(raw('server-node-options')),
   };
   if (opts.small >= opts.tenants) throw new Error('--small must be below --tenants');
   return opts;
