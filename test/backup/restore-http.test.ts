@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type request from 'supertest';
 import { ident } from '../../kernel/identifiers.ts';
+import { tenantLock } from '../../kernel/locks.ts';
 import {
   type SignedIn,
   signInPrivileged,
@@ -20,8 +21,6 @@ import {
   type TestServer,
 } from '../helpers/server.ts';
 
-/** The tenant advisory lock's namespace (kernel/locks.ts): the restore's transaction holds it from its start to its COMMIT. */
-const NAMESPACE_TENANT = 0x454e4302;
 const BULK = 4000;
 const LOOPS = 3;
 
@@ -149,7 +148,8 @@ describe('an in-place restore over HTTP while the owner keeps working', () => {
             `SELECT count(*)::int AS n FROM pg_locks
               WHERE locktype = 'advisory' AND granted AND classid = $1::bigint::oid
                 AND objid = ((hashtext($2)::bigint + 4294967296) % 4294967296)::oid AND objsubid = 2`,
-            [NAMESPACE_TENANT, tenant],
+            // The tenant lock (kernel/locks.ts) the restore's transaction holds from its start to its COMMIT.
+            tenantLock(tenant).values,
           );
           if (rows[0].n > 0) held.push({ from, to: performance.now() });
         }

@@ -61,6 +61,18 @@ describe('backup retention', () => {
   const prune = (options: { keepCount: number; keepDays: number; dryRun?: boolean; now?: Date }) =>
     pruneBackups(db.pool, storage, { by: ADMIN, ...options });
 
+  /** A tenant restored in place from its one backup: its previous schema is set aside for an hour. */
+  const restoredAside = async (name: string): Promise<[TenantRow, string]> => {
+    const [t, made] = await tenantWith(name, 1);
+    const result = await restoreTenant(
+      { ...f.ctx, keepPreviousHours: 1 },
+      () => storage.open(made[0]?.location as string),
+      { tenantId: t.id },
+      { by: ADMIN },
+    );
+    return [t, result.asideSchema as string];
+  };
+
   test('selectForPruning: count, age, the newest always kept, legal hold untouched (pure)', () => {
     const now = new Date('2026-12-02T00:00:00Z');
     const row = (id: string, tenant: string, daysOld: number, hold = false) => ({
@@ -186,14 +198,7 @@ describe('backup retention', () => {
     utimesSync(leftover, old, old);
 
     // An in-place restore sets the previous schema aside for keepPreviousHours.
-    const [t, made] = await tenantWith('Aside', 1);
-    const result = await restoreTenant(
-      { ...f.ctx, keepPreviousHours: 1 },
-      () => storage.open(made[0]?.location as string),
-      { tenantId: t.id },
-      { by: ADMIN },
-    );
-    const aside = result.asideSchema as string;
+    const [, aside] = await restoredAside('Aside');
     const exists = async () =>
       (await db.pool.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [aside])).rowCount === 1;
     assert.ok(await exists());
@@ -219,15 +224,9 @@ describe('backup retention', () => {
     assert.ok(done.sweptTempFiles >= 1);
     assert.equal(existsSync(leftover), false);
   });
+
   test("a held tenant's set-aside schema is neither dropped nor listed by a dry run as one it would drop", async () => {
-    const [t, made] = await tenantWith('Held aside', 1);
-    const result = await restoreTenant(
-      { ...f.ctx, keepPreviousHours: 1 },
-      () => storage.open(made[0]?.location as string),
-      { tenantId: t.id },
-      { by: ADMIN },
-    );
-    const aside = result.asideSchema as string;
+    const [t, aside] = await restoredAside('Held aside');
     await db.pool.query('UPDATE control.tenants SET legal_hold = true WHERE id = $1', [t.id]);
     const later = new Date(Date.now() + 2 * 3600 * 1000);
     const options = { keepCount: 10, keepDays: 365, now: later };
