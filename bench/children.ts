@@ -162,3 +162,18 @@ export function productionServerEnv(options: {
     ...(options.poolSize ? { DB_POOL_SIZE: String(options.poolSize) } : {}),
   };
 }
+
+/**
+ * A `--child enclave` server of `entry` (the benchmark file itself) at
+ * production defaults (productionServerEnv), ready. It joins `children` before
+ * it is waited for, so the benchmark's clean-up stops it on Ctrl-C or failure.
+ */
+export async function startProductionServer(
+  entry: string,
+  children: Child[],
+  options: Parameters<typeof productionServerEnv>[0],
+): Promise<Child> {
+  const server = new Child('enclave', [entry, '--child', 'enclave'], productionServerEnv(options));
+  children.push(server);
+  return server.ready();
+}

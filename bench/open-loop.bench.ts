@@ -39,7 +39,7 @@ import { fileURLToPath } from 'node:url';
 import { ident } from '../kernel/identifiers.ts';
 import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
 import { api, signOut } from './api-client.ts';
-import { Child, productionServerEnv } from './children.ts';
+import { Child, startProductionServer } from './children.ts';
 import { cpuBetween, snapshot } from './cpu.ts';
 import {
   type ClientReply,
@@ -339,19 +339,13 @@ async function main(values: Partial<Record<OptionName, string>>): Promise<void> 
   let people: Person[] = [];
   let serverUrl = '';
   try {
-    const server = new Child(
-      'enclave',
-      [THIS_FILE, '--child', 'enclave'],
-      productionServerEnv({
-        logLevel: opts.logLevel,
-        databaseUrl: scratch.url,
-        redisUrl: opts.redisUrl,
-        dataDir,
-        poolSize: opts.poolSize,
-      }),
-    );
-    children.push(server);
-    await server.ready();
+    const server = await startProductionServer(THIS_FILE, children, {
+      logLevel: opts.logLevel,
+      databaseUrl: scratch.url,
+      redisUrl: opts.redisUrl,
+      dataDir,
+      poolSize: opts.poolSize,
+    });
     serverUrl = server.url;
     log(`scratch database ${scratch.name}; server ${server.url} (LOG_LEVEL=${opts.logLevel})`);
 

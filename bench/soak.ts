@@ -25,7 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createBenchDatabase, type ScratchDatabase } from '../test/helpers/database.ts';
-import { Child, productionServerEnv, serveEnclave } from './children.ts';
+import { type Child, serveEnclave, startProductionServer } from './children.ts';
 import { saveResults } from './results.ts';
 import { benchUrls, cleanUp, optionReader } from './run.ts';
 import { closeSessions, openSessions, type SoakSession } from './soak-client.ts';
@@ -107,19 +107,13 @@ async function main(
     if (opts.start) {
       scratch = await createBenchDatabase(opts.adminUrl, { poolSize: 2, migrate: true, log });
       dataDir = mkdtempSync(path.join(os.tmpdir(), 'enclave-soak-'));
-      const server = new Child(
-        'enclave',
-        [THIS_FILE, '--child', 'enclave'],
-        productionServerEnv({
-          logLevel: opts.logLevel,
-          databaseUrl: scratch.url,
-          redisUrl: opts.redisUrl,
-          dataDir,
-          poolSize: opts.poolSize,
-        }),
-      );
-      children.push(server);
-      await server.ready();
+      const server = await startProductionServer(THIS_FILE, children, {
+        logLevel: opts.logLevel,
+        databaseUrl: scratch.url,
+        redisUrl: opts.redisUrl,
+        dataDir,
+        poolSize: opts.poolSize,
+      });
       base = server.url;
       log(`scratch database ${scratch.name}; server ${base} (LOG_LEVEL=${opts.logLevel})`);
     }
